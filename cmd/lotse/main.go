@@ -1,0 +1,10 @@
+// Command lotse is a container orchestrator that speaks the Kubernetes API.
+package main
+
+import (
+	"os"
+
+	"github.com/lotse/lotse/internal/cli"
+)
+
+func main() { os.Exit(cli.Main(os.Args[1:])) }

@@ -1,0 +1,225 @@
+package apiserver
+
+import (
+	"crypto/rand"
+	"reflect"
+
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/lotse/lotse/internal/apiserver/convert"
+	"github.com/lotse/lotse/internal/apiserver/registry"
+)
+
+// toServed converts a stored object to the version the request is served in.
+func toServed(k *registry.Kind, obj runtime.Object) runtime.Object {
+	if k.GVK == k.StorageGVK {
+		return obj
+	}
+	switch o := obj.(type) {
+	case *autoscalingv2.HorizontalPodAutoscaler:
+		return convert.HPAToV1(o)
+	case *corev1.Event:
+		return convert.EventToEventsV1(o)
+	}
+	return obj
+}
+
+// toStorage converts a served object to its storage version.
+func toStorage(k *registry.Kind, obj runtime.Object) runtime.Object {
+	if k.GVK == k.StorageGVK {
+		return obj
+	}
+	switch o := obj.(type) {
+	case *autoscalingv1.HorizontalPodAutoscaler:
+		return convert.HPAFromV1(o)
+	case *eventsv1.Event:
+		return convert.EventFromEventsV1(o)
+	}
+	return obj
+}
+
+// field returns the addressable struct field name of obj, if it has one.
+func structField(obj runtime.Object, name string) (reflect.Value, bool) {
+	v := reflect.ValueOf(obj)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return reflect.Value{}, false
+	}
+	f := v.Elem().FieldByName(name)
+	return f, f.IsValid()
+}
+
+// tracksGeneration reports whether spec changes bump metadata.generation:
+// kinds with a spec and a status subresource do, except those upstream
+// leaves without a generation.
+func tracksGeneration(k *registry.Kind, obj runtime.Object) bool {
+	if !k.HasSubresource("status") {
+		return false
+	}
+	switch obj.(type) {
+	case *corev1.Node, *corev1.Namespace, *corev1.Service, *corev1.PersistentVolume, *corev1.PersistentVolumeClaim, *corev1.ResourceQuota:
+		return false
+	}
+	_, ok := structField(obj, "Spec")
+	return ok
+}
+
+// specChanged reports whether everything but metadata and status differs.
+func specChanged(obj, old runtime.Object) bool {
+	a, b := reflect.ValueOf(obj).Elem(), reflect.ValueOf(old).Elem()
+	t := a.Type()
+	for i := 0; i < t.NumField(); i++ {
+		switch t.Field(i).Name {
+		case "TypeMeta", "ObjectMeta", "Status":
+			continue
+		}
+		if !equality.Semantic.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
+			return true
+		}
+	}
+	return false
+}
+
+// copyStatus sets dst's status to src's, so a write to the main resource
+// cannot change status (it has its own subresource).
+func copyStatus(dst, src runtime.Object) {
+	d, ok1 := structField(dst, "Status")
+	s, ok2 := structField(src, "Status")
+	if ok1 && ok2 {
+		d.Set(s)
+	}
+}
+
+// resetStatus clears the status of a new object, keeping what upstream
+// lets a creator set.
+func resetStatus(k *registry.Kind, obj runtime.Object) {
+	if !k.HasSubresource("status") {
+		return
+	}
+	switch o := obj.(type) {
+	case *corev1.Node:
+		return // nodes register with their status
+	case *corev1.Pod:
+		o.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(o)}
+		return
+	case *corev1.PersistentVolume:
+		o.Status = corev1.PersistentVolumeStatus{Phase: corev1.VolumePending}
+		return
+	case *corev1.PersistentVolumeClaim:
+		o.Status = corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending}
+		return
+	case *corev1.Namespace:
+		o.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
+		return
+	}
+	if f, ok := structField(obj, "Status"); ok {
+		f.Set(reflect.Zero(f.Type()))
+	}
+}
+
+// qosClass computes a pod's quality-of-service class as upstream does.
+func qosClass(p *corev1.Pod) corev1.PodQOSClass {
+	requests, limits := corev1.ResourceList{}, corev1.ResourceList{}
+	guaranteed := true
+	any := false
+	containers := append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...)
+	for _, c := range containers {
+		for name, q := range c.Resources.Requests {
+			if name != corev1.ResourceCPU && name != corev1.ResourceMemory || q.IsZero() {
+				continue
+			}
+			any = true
+			if cur, ok := requests[name]; ok {
+				q.Add(cur)
+			}
+			requests[name] = q
+		}
+		seen := 0
+		for name, q := range c.Resources.Limits {
+			if name != corev1.ResourceCPU && name != corev1.ResourceMemory || q.IsZero() {
+				continue
+			}
+			any = true
+			seen++
+			if cur, ok := limits[name]; ok {
+				q.Add(cur)
+			}
+			limits[name] = q
+		}
+		if seen != 2 {
+			guaranteed = false
+		}
+	}
+	if !any {
+		return corev1.PodQOSBestEffort
+	}
+	if guaranteed {
+		for name, req := range requests {
+			if lim, ok := limits[name]; !ok || lim.Cmp(req) != 0 {
+				guaranteed = false
+			}
+		}
+	}
+	if guaranteed && len(limits) == 2 {
+		return corev1.PodQOSGuaranteed
+	}
+	return corev1.PodQOSBurstable
+}
+
+// keepSystemMeta copies what clients may not change from old to obj.
+func keepSystemMeta(obj, old metav1.Object) {
+	obj.SetUID(old.GetUID())
+	obj.SetCreationTimestamp(old.GetCreationTimestamp())
+	obj.SetDeletionTimestamp(old.GetDeletionTimestamp())
+	obj.SetDeletionGracePeriodSeconds(old.GetDeletionGracePeriodSeconds())
+	obj.SetGeneration(old.GetGeneration())
+	obj.SetSelfLink("")
+	obj.SetManagedFields(nil)
+	if obj.GetGenerateName() == "" {
+		obj.SetGenerateName(old.GetGenerateName())
+	}
+}
+
+const nameChars = "bcdfghjklmnpqrstvwxz2456789"
+
+// generateName appends five random characters, as upstream does.
+func generateName(base string) string {
+	const maxLen = 63 - 5
+	if len(base) > maxLen {
+		base = base[:maxLen]
+	}
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = nameChars[int(b[i])%len(nameChars)]
+	}
+	return base + string(b)
+}
+
+func accessor(obj runtime.Object) metav1.Object {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		panic(err) // every registered kind has ObjectMeta
+	}
+	return acc
+}
+
+// normalize does what upstream's conversion into its internal types does
+// on every write: Secret stringData is merged into data (write-only field).
+func normalize(obj runtime.Object) {
+	if sec, ok := obj.(*corev1.Secret); ok && len(sec.StringData) > 0 {
+		if sec.Data == nil {
+			sec.Data = map[string][]byte{}
+		}
+		for k, v := range sec.StringData {
+			sec.Data[k] = []byte(v)
+		}
+		sec.StringData = nil
+	}
+}

@@ -1,0 +1,144 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/version"
+
+	"github.com/lotse/lotse/internal/apiserver/registry"
+	"github.com/lotse/lotse/internal/storage"
+)
+
+// MaxRequestBytes is the largest request body accepted, as upstream: 3 MiB.
+const MaxRequestBytes = 3 * 1024 * 1024
+
+// User is an authenticated caller.
+type User struct {
+	Name   string
+	Groups []string
+}
+
+// Authenticator identifies the caller of a request; ok is false when the
+// request carries no credentials it accepts.
+type Authenticator func(r *http.Request) (u *User, ok bool)
+
+// Config wires the API server.
+type Config struct {
+	Registry      *registry.Registry
+	Store         *storage.Store
+	Authenticator Authenticator
+	// OpenAPI serves /openapi/v2 and /openapi/v3...
+	OpenAPI http.Handler
+	// Ready reports whether the server should answer /readyz with 200.
+	Ready   func() error
+	Version version.Info
+	Logger  *slog.Logger
+}
+
+// Server is the HTTP handler of the Kubernetes API.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	reg       *registry.Registry
+	store     *storage.Store
+	discovery *discovery
+}
+
+// New builds the API server handler.
+func New(cfg Config) (*Server, error) {
+	if cfg.Registry == nil || cfg.Store == nil || cfg.Authenticator == nil {
+		return nil, fmt.Errorf("apiserver: registry, store and authenticator are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Ready == nil {
+		cfg.Ready = func() error { return nil }
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, reg: cfg.Registry, store: cfg.Store}
+	s.discovery = newDiscovery(cfg.Registry)
+	return s, nil
+}
+
+type userKey struct{}
+
+// UserFrom returns the authenticated caller of a request.
+func UserFrom(ctx context.Context) *User {
+	u, _ := ctx.Value(userKey{}).(*User)
+	return u
+}
+
+// ServeHTTP authenticates the request and routes it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v)
+			s.writeError(w, r, apierrors.NewInternalError(fmt.Errorf("%v", v)))
+		}
+	}()
+	path := r.URL.Path
+	switch path {
+	case "/healthz", "/livez", "/readyz":
+		s.serveHealth(w, r)
+		return
+	case "/version", "/version/":
+		writeJSON(w, http.StatusOK, s.cfg.Version)
+		return
+	}
+	u, ok := s.cfg.Authenticator(r)
+	if !ok {
+		s.writeError(w, r, apierrors.NewUnauthorized("Unauthorized"))
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), userKey{}, u))
+	if r.ContentLength > MaxRequestBytes {
+		s.writeError(w, r, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", MaxRequestBytes)))
+		return
+	}
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
+	}
+	switch {
+	case path == "/api" || path == "/api/" || path == "/apis" || path == "/apis/":
+		s.discovery.serveRoot(s, w, r)
+	case strings.HasPrefix(path, "/openapi/") && s.cfg.OpenAPI != nil:
+		s.cfg.OpenAPI.ServeHTTP(w, r)
+	default:
+		if info, ok := parseResourcePath(r); ok {
+			s.serveResource(w, r, info)
+			return
+		}
+		if s.discovery.serveGroup(s, w, r) {
+			return
+		}
+		s.writeError(w, r, apierrors.NewNotFound(notFoundResource, path))
+	}
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	var err error
+	if r.URL.Path == "/readyz" {
+		err = s.cfg.Ready()
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	name := strings.TrimPrefix(r.URL.Path, "/")
+	if err != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprintf(w, "[-]%s failed: %v\n%s check failed\n", "storage", err, name)
+		return
+	}
+	if _, verbose := r.URL.Query()["verbose"]; verbose {
+		fmt.Fprintf(w, "[+]ping ok\n[+]etcd ok\n%s check passed\n", name)
+		return
+	}
+	fmt.Fprint(w, "ok")
+}

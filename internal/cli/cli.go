@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/lotse/lotse/internal/server"
+)
+
+// Main runs the lotse command with args and returns the exit code.
+func Main(args []string) int {
+	return run(args, os.Stdout, os.Stderr)
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"server", "run the control plane: embedded etcd and the Kubernetes API", runServer},
+		{"version", "print the version", runVersion},
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			err := c.run(args[1:], stdout, stderr)
+			if errors.Is(err, pflag.ErrHelp) {
+				return 0
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "lotse %s: %v\n", c.name, err)
+				return 1
+			}
+			return 0
+		}
+	}
+	fmt.Fprintf(stderr, "lotse: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "lotse — a container orchestrator that speaks the Kubernetes API\n\nUsage: lotse COMMAND [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'lotse COMMAND --help' for a command's flags.")
+}
+
+func runVersion(args []string, stdout, stderr io.Writer) error {
+	v := server.Version
+	fmt.Fprintf(stdout, "lotse (Kubernetes API %s.%s, %s)\n", v.Major, v.Minor, v.GitVersion)
+	return nil
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("invalid --log-level %q", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func runServer(args []string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("lotse server", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defaultDir := "/var/lib/lotse"
+	if os.Geteuid() != 0 {
+		if home, err := os.UserHomeDir(); err == nil {
+			defaultDir = home + "/.lotse"
+		}
+	}
+	var cfg server.Config
+	var etcdServers, sans []string
+	var logLevel string
+	fs.StringVar(&cfg.DataDir, "data-dir", defaultDir, "directory for etcd data, certificates and the admin kubeconfig")
+	fs.StringVar(&cfg.BindAddress, "bind-address", "127.0.0.1", "IP address the API server listens on")
+	fs.IntVar(&cfg.HTTPSPort, "https-port", 6443, "port of the HTTPS API (0 picks a free one)")
+	fs.StringSliceVar(&etcdServers, "etcd-servers", nil, "client URLs of an existing etcd cluster to use instead of the embedded member")
+	fs.StringSliceVar(&sans, "tls-san", nil, "extra host names or IPs for the serving certificate")
+	fs.StringVar(&cfg.WriteKubeconfig, "write-kubeconfig", "", "also write the admin kubeconfig to this path")
+	fs.BoolVar(&cfg.DisableAgent, "disable-agent", false, "do not run a node agent on this machine")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	cfg.EtcdServers, cfg.TLSSANs = etcdServers, sans
+	log, err := newLogger(stderr, logLevel)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv.Start(ctx)
+	select {
+	case <-srv.ReadyNotify():
+		fmt.Fprintf(stdout, "lotse server is ready at %s\nadmin kubeconfig: %s\n  export KUBECONFIG=%s\n", srv.URL(), srv.KubeconfigPath(), srv.KubeconfigPath())
+	case <-srv.StopNotify():
+	}
+	<-srv.StopNotify()
+	return srv.Err()
+}

@@ -1,0 +1,291 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apimachinery/pkg/version"
+
+	"github.com/lotse/lotse/internal/apiserver"
+	"github.com/lotse/lotse/internal/apiserver/registry"
+	"github.com/lotse/lotse/internal/etcd"
+	"github.com/lotse/lotse/internal/openapi"
+	"github.com/lotse/lotse/internal/pki"
+	"github.com/lotse/lotse/internal/storage"
+)
+
+// Version is the Kubernetes version lotse reports; kubectl picks its
+// behaviour (and the machines' kubectl dispatcher its binary) from it.
+var Version = version.Info{
+	Major: "1", Minor: "33", GitVersion: "v1.33.0-lotse", GitCommit: "lotse", GitTreeState: "clean",
+	BuildDate: "2026-11-29T00:00:00Z", GoVersion: "go1.26", Compiler: "gc", Platform: "linux/amd64",
+}
+
+// Config is everything `lotse server` needs.
+type Config struct {
+	DataDir     string
+	BindAddress string // default 127.0.0.1
+	HTTPSPort   int    // default 6443; 0 picks a free port
+	// EtcdServers, when set, are the client URLs of an external etcd
+	// cluster used instead of the embedded member.
+	EtcdServers []string
+	TLSSANs     []string
+	// WriteKubeconfig is an extra path for the admin kubeconfig.
+	WriteKubeconfig string
+	DisableAgent    bool
+	// EtcdUnsafeNoSync trades durability for speed; tests only.
+	EtcdUnsafeNoSync bool
+	Logger           *slog.Logger
+}
+
+// Server is a running control plane.
+type Server struct {
+	cfg        Config
+	log        *slog.Logger
+	url        string
+	kubeconfig string
+	ready      chan struct{}
+	stopped    chan struct{}
+	err        error
+	pki        *pki.Bundle
+}
+
+// New validates cfg and fills defaults; Start runs the server.
+func New(cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("server: a data directory is required")
+	}
+	if cfg.BindAddress == "" {
+		cfg.BindAddress = "127.0.0.1"
+	}
+	if net.ParseIP(cfg.BindAddress) == nil {
+		return nil, fmt.Errorf("server: --bind-address %q is not an IP address", cfg.BindAddress)
+	}
+	if cfg.HTTPSPort < 0 || cfg.HTTPSPort > 65535 {
+		return nil, fmt.Errorf("server: --https-port %d is out of range", cfg.HTTPSPort)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Server{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), stopped: make(chan struct{})}, nil
+}
+
+// URL is the API server's https URL once ready.
+func (s *Server) URL() string { return s.url }
+
+// KubeconfigPath is where the admin kubeconfig was written.
+func (s *Server) KubeconfigPath() string { return s.kubeconfig }
+
+// PKI returns the cluster's certificates once ready.
+func (s *Server) PKI() *pki.Bundle { return s.pki }
+
+// ReadyNotify is closed once the API serves and the kubeconfig is written.
+func (s *Server) ReadyNotify() <-chan struct{} { return s.ready }
+
+// StopNotify is closed once the server has stopped; Err then says why.
+func (s *Server) StopNotify() <-chan struct{} { return s.stopped }
+
+// Err is the reason the server stopped, nil after a clean shutdown.
+func (s *Server) Err() error { return s.err }
+
+// Start runs the server in the background until ctx ends.
+func (s *Server) Start(ctx context.Context) {
+	go func() {
+		s.err = s.run(ctx)
+		close(s.stopped)
+	}()
+}
+
+// Run starts the server and blocks until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	s.Start(ctx)
+	<-s.stopped
+	return s.err
+}
+
+func (s *Server) run(ctx context.Context) error {
+	cfg := s.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("server: data directory: %w", err)
+	}
+	bundle, err := pki.LoadOrCreate(cfg.DataDir, cfg.TLSSANs)
+	if err != nil {
+		return err
+	}
+	s.pki = bundle
+
+	endpoints := cfg.EtcdServers
+	if len(endpoints) == 0 {
+		member, err := etcd.Start(ctx, etcd.Config{
+			DataDir:   filepath.Join(cfg.DataDir, "etcd"),
+			ClientURL: "http://127.0.0.1:0",
+			PeerURL:   "http://127.0.0.1:0",
+			Name:      "lotse",
+			Unsafe:    cfg.EtcdUnsafeNoSync,
+			Logger:    s.log,
+		})
+		if err != nil {
+			return err
+		}
+		defer member.Close()
+		endpoints = member.Endpoints()
+	}
+	client, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 10 * time.Second, Logger: quietZap()})
+	if err != nil {
+		return fmt.Errorf("server: etcd client: %w", err)
+	}
+	defer client.Close()
+
+	reg := registry.Default()
+	var specs []storage.ResourceSpec
+	seen := map[string]bool{}
+	for _, k := range reg.Kinds() {
+		if k.GVK != k.StorageGVK || seen[k.StorageResource.String()] {
+			continue
+		}
+		seen[k.StorageResource.String()] = true
+		specs = append(specs, storage.ResourceSpec{GroupResource: k.StorageResource, Kind: k.StorageGVK, Namespaced: k.Namespaced})
+	}
+	store, err := storage.New(storage.Config{Client: client, Resources: specs, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	storeCtx, stopStore := context.WithCancel(ctx)
+	defer store.Stop()
+	defer stopStore()
+	store.Start(storeCtx)
+	if err := ensureNamespaces(ctx, store); err != nil {
+		return err
+	}
+
+	var ready atomic.Bool
+	docs, err := openapi.Build(reg, Version.GitVersion)
+	if err != nil {
+		return err
+	}
+	api, err := apiserver.New(apiserver.Config{
+		Registry:      reg,
+		Store:         store,
+		Authenticator: x509Authenticator(bundle.CA),
+		OpenAPI:       docs,
+		Version:       Version,
+		Logger:        s.log,
+		Ready: func() error {
+			if !ready.Load() {
+				return errors.New("not ready yet")
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.HTTPSPort)))
+	if err != nil {
+		return fmt.Errorf("server: listen: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(bundle.CA)
+	httpServer := &http.Server{
+		Handler: api,
+		TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{bundle.ServingCert},
+			ClientCAs:    pool,
+			ClientAuth:   tls.VerifyClientCertIfGiven,
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"h2", "http/1.1"},
+		},
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpServer.ServeTLS(ln, "", "") }()
+
+	host := cfg.BindAddress
+	if ip := net.ParseIP(host); ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	s.url = "https://" + net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	s.kubeconfig = filepath.Join(cfg.DataDir, "admin.kubeconfig")
+	if err := bundle.WriteKubeconfig(s.kubeconfig, s.url); err != nil {
+		return err
+	}
+	if cfg.WriteKubeconfig != "" {
+		if err := bundle.WriteKubeconfig(cfg.WriteKubeconfig, s.url); err != nil {
+			return err
+		}
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	err = store.WaitReady(waitCtx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("server: watch caches did not load: %w", err)
+	}
+	ready.Store(true)
+	close(s.ready)
+	s.log.Info("lotse server ready", "url", s.url, "kubeconfig", s.kubeconfig)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("server: https: %w", err)
+	}
+	ready.Store(false)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Watches never end by themselves; close them after in-flight
+	// requests had a moment to finish.
+	stopStore()
+	_ = httpServer.Shutdown(shutdownCtx)
+	_ = httpServer.Close()
+	return nil
+}
+
+// x509Authenticator accepts client certificates signed by the cluster CA
+// (TLS has verified the chain): CN is the user, O the groups.
+func x509Authenticator(ca *x509.Certificate) apiserver.Authenticator {
+	return func(r *http.Request) (*apiserver.User, bool) {
+		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.PeerCertificates) == 0 {
+			return nil, false
+		}
+		cert := r.TLS.PeerCertificates[0]
+		if cert.Subject.CommonName == "" {
+			return nil, false
+		}
+		return &apiserver.User{Name: cert.Subject.CommonName, Groups: append(cert.Subject.Organization, "system:authenticated")}, true
+	}
+}
+
+// ensureNamespaces creates the namespaces every cluster has.
+func ensureNamespaces(ctx context.Context, store *storage.Store) error {
+	res, _ := store.Resource(corev1.Resource("namespaces"))
+	for _, name := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
+		ns := &corev1.Namespace{
+			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+			ObjectMeta: metav1.ObjectMeta{Name: name, UID: uuid.NewUUID(), CreationTimestamp: metav1.Now(),
+				Labels: map[string]string{corev1.LabelMetadataName: name}},
+			Spec:   corev1.NamespaceSpec{Finalizers: []corev1.FinalizerName{corev1.FinalizerKubernetes}},
+			Status: corev1.NamespaceStatus{Phase: corev1.NamespaceActive},
+		}
+		if _, err := res.Create(ctx, "", name, ns); err != nil && !errors.Is(err, storage.ErrExists) {
+			return fmt.Errorf("server: creating namespace %s: %w", name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,352 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+// Event is one change to a stored object, as the watch cache saw it.
+type Event struct {
+	Type   watch.EventType // Added, Modified or Deleted
+	Key    string
+	Object runtime.Object // the new state; for Deleted the last state
+	// Prev is the state before a Modified or Deleted event.
+	Prev runtime.Object
+	Rev  int64
+}
+
+// cache mirrors one resource's objects from etcd and fans its changes out
+// to watchers. Objects it holds are shared and must not be modified.
+type cache struct {
+	r      *Resource
+	window int
+
+	mu      sync.RWMutex
+	objects map[string]runtime.Object
+	rev     int64
+	// ring holds the most recent events, oldest first, for resuming watches.
+	ring     []*Event
+	ringHead int // index of the oldest event when the ring is full
+	// oldest is the revision after which the ring holds every event.
+	oldest   int64
+	watchers map[*cacheWatcher]struct{}
+	// advanced is closed and replaced whenever rev moves forward.
+	advanced chan struct{}
+
+	ready     chan struct{}
+	readyOnce sync.Once
+}
+
+func newCache(r *Resource, window int) *cache {
+	return &cache{
+		r:        r,
+		window:   window,
+		objects:  map[string]runtime.Object{},
+		watchers: map[*cacheWatcher]struct{}{},
+		advanced: make(chan struct{}),
+		ready:    make(chan struct{}),
+	}
+}
+
+// run keeps the cache in step with etcd until ctx ends, relisting when the
+// etcd watch breaks off.
+func (c *cache) run(ctx context.Context) {
+	log := c.r.store.log.With("resource", c.r.spec.GroupResource.String())
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		rev, err := c.relist(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("watch cache list failed", "err", err)
+				time.Sleep(backoff)
+				backoff = min(2*backoff, 5*time.Second)
+			}
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		c.readyOnce.Do(func() { close(c.ready) })
+		err = c.follow(ctx, rev+1)
+		if ctx.Err() == nil {
+			log.Info("watch cache restarting", "err", err)
+		}
+	}
+	c.mu.Lock()
+	for w := range c.watchers {
+		w.terminate()
+	}
+	c.watchers = map[*cacheWatcher]struct{}{}
+	c.mu.Unlock()
+}
+
+// relist loads every object at one revision and replaces the cache content.
+// Watchers cannot be told what they missed, so they are ended and reconnect.
+func (c *cache) relist(ctx context.Context) (int64, error) {
+	objects := map[string]runtime.Object{}
+	end := clientv3.GetPrefixRangeEnd(c.r.prefix)
+	from := c.r.prefix
+	var rev int64
+	for {
+		ops := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(10000)}
+		if rev > 0 {
+			ops = append(ops, clientv3.WithRev(rev))
+		}
+		resp, err := c.r.store.client.Get(ctx, from, ops...)
+		if err != nil {
+			return 0, err
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			obj, err := c.r.codec.decode(kv.Value, kv.ModRevision)
+			if err != nil {
+				c.r.store.log.Error("skipping undecodable object", "key", string(kv.Key), "err", err)
+				continue
+			}
+			objects[string(kv.Key)] = obj
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			break
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for w := range c.watchers {
+		w.terminate()
+	}
+	c.watchers = map[*cacheWatcher]struct{}{}
+	c.objects = objects
+	c.ring = nil
+	c.ringHead = 0
+	c.oldest = rev
+	c.setRevLocked(rev)
+	return rev, nil
+}
+
+func (c *cache) setRevLocked(rev int64) {
+	if rev <= c.rev {
+		return
+	}
+	c.rev = rev
+	close(c.advanced)
+	c.advanced = make(chan struct{})
+}
+
+// follow applies etcd watch events from rev on until the watch fails.
+func (c *cache) follow(ctx context.Context, rev int64) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wch := c.r.store.client.Watch(wctx, c.r.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev),
+		clientv3.WithPrevKV(), clientv3.WithProgressNotify())
+	for resp := range wch {
+		if err := resp.Err(); err != nil {
+			return err
+		}
+		if resp.IsProgressNotify() {
+			c.progress(resp.Header.Revision)
+			continue
+		}
+		events := make([]*Event, 0, len(resp.Events))
+		for _, ev := range resp.Events {
+			if e := c.toEvent(ev); e != nil {
+				events = append(events, e)
+			}
+		}
+		c.apply(events, resp.Header.Revision)
+	}
+	return errors.New("etcd watch closed")
+}
+
+func (c *cache) toEvent(ev *clientv3.Event) *Event {
+	key := string(ev.Kv.Key)
+	e := &Event{Key: key, Rev: ev.Kv.ModRevision}
+	if ev.PrevKv != nil {
+		if prev, err := c.r.codec.decode(ev.PrevKv.Value, ev.PrevKv.ModRevision); err == nil {
+			e.Prev = prev
+		}
+	}
+	if e.Prev == nil {
+		c.mu.RLock()
+		e.Prev = c.objects[key]
+		c.mu.RUnlock()
+	}
+	switch ev.Type {
+	case clientv3.EventTypeDelete:
+		if e.Prev == nil {
+			return nil
+		}
+		// A deleted object reports the deletion's revision, as upstream does.
+		obj := e.Prev.DeepCopyObject()
+		_ = setRV(obj, ev.Kv.ModRevision)
+		e.Type, e.Object = watch.Deleted, obj
+	default:
+		obj, err := c.r.codec.decode(ev.Kv.Value, ev.Kv.ModRevision)
+		if err != nil {
+			c.r.store.log.Error("skipping undecodable object", "key", key, "err", err)
+			return nil
+		}
+		e.Object = obj
+		if ev.IsCreate() {
+			e.Type, e.Prev = watch.Added, nil
+		} else {
+			e.Type = watch.Modified
+		}
+	}
+	return e
+}
+
+// apply records events in the cache and hands them to the watchers.
+func (c *cache) apply(events []*Event, rev int64) {
+	c.mu.Lock()
+	for _, e := range events {
+		if e.Type == watch.Deleted {
+			delete(c.objects, e.Key)
+		} else {
+			c.objects[e.Key] = e.Object
+		}
+		c.push(e)
+	}
+	c.setRevLocked(rev)
+	watchers := make([]*cacheWatcher, 0, len(c.watchers))
+	for w := range c.watchers {
+		watchers = append(watchers, w)
+	}
+	c.mu.Unlock()
+	for _, w := range watchers {
+		for _, e := range events {
+			if !w.send(e) {
+				c.remove(w)
+				break
+			}
+		}
+		w.progress(rev)
+	}
+}
+
+// progress notes that etcd has nothing newer for this resource up to rev.
+func (c *cache) progress(rev int64) {
+	c.mu.Lock()
+	c.setRevLocked(rev)
+	watchers := make([]*cacheWatcher, 0, len(c.watchers))
+	for w := range c.watchers {
+		watchers = append(watchers, w)
+	}
+	c.mu.Unlock()
+	for _, w := range watchers {
+		w.progress(rev)
+	}
+}
+
+func (c *cache) push(e *Event) {
+	if len(c.ring) < c.window {
+		c.ring = append(c.ring, e)
+		return
+	}
+	c.oldest = c.ring[c.ringHead].Rev
+	c.ring[c.ringHead] = e
+	c.ringHead = (c.ringHead + 1) % len(c.ring)
+}
+
+// eventsAfter returns the retained events newer than rev, oldest first,
+// and false when events after rev have already left the ring.
+func (c *cache) eventsAfterLocked(rev int64) ([]*Event, bool) {
+	if rev < c.oldest {
+		return nil, false
+	}
+	var out []*Event
+	n := len(c.ring)
+	for i := 0; i < n; i++ {
+		e := c.ring[(c.ringHead+i)%n]
+		if e.Rev > rev {
+			out = append(out, e)
+		}
+	}
+	return out, true
+}
+
+func (c *cache) get(key string) (runtime.Object, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	obj, ok := c.objects[key]
+	return obj, ok
+}
+
+// waitFresh waits until the cache has seen etcd revision rev.
+func (c *cache) waitFresh(ctx context.Context, rev int64) error {
+	ctx, cancel := context.WithTimeout(ctx, freshTimeout)
+	defer cancel()
+	select {
+	case <-c.ready:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	asked := false
+	for {
+		c.mu.RLock()
+		cur, ch := c.rev, c.advanced
+		c.mu.RUnlock()
+		if cur >= rev {
+			return nil
+		}
+		if !asked {
+			// Nothing may change this resource for a while; etcd tells the
+			// watch how far it is when asked.
+			_ = c.r.store.requestProgress()
+			asked = true
+		}
+		select {
+		case <-ch:
+		case <-time.After(100 * time.Millisecond):
+			asked = false
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// list returns the cached objects matching opts, sorted by key.
+func (c *cache) list(opts ListOptions) *ListResult {
+	prefix := c.r.prefix
+	if c.r.spec.Namespaced && opts.Namespace != "" {
+		prefix += opts.Namespace + "/"
+	}
+	type kv struct {
+		key string
+		obj runtime.Object
+	}
+	c.mu.RLock()
+	matched := make([]kv, 0, len(c.objects))
+	for k, obj := range c.objects {
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		if opts.Match != nil && !opts.Match(obj) {
+			continue
+		}
+		matched = append(matched, kv{k, obj})
+	}
+	rev := c.rev
+	c.mu.RUnlock()
+	sort.Slice(matched, func(i, j int) bool { return matched[i].key < matched[j].key })
+	res := &ListResult{Items: make([]runtime.Object, len(matched)), ResourceVersion: rev}
+	for i, m := range matched {
+		res.Items[i] = m.obj
+	}
+	return res
+}
+
+func (c *cache) remove(w *cacheWatcher) {
+	c.mu.Lock()
+	delete(c.watchers, w)
+	c.mu.Unlock()
+	w.terminate()
+}

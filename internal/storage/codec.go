@@ -1,0 +1,75 @@
+package storage
+
+import (
+	"bytes"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	"k8s.io/client-go/kubernetes/scheme"
+)
+
+// codec turns objects of one storage kind into etcd values and back.
+type codec struct {
+	gvk    schema.GroupVersionKind
+	newObj func() runtime.Object
+	proto  *protobuf.Serializer
+}
+
+func newCodec(gvk schema.GroupVersionKind) (*codec, error) {
+	if _, err := scheme.Scheme.New(gvk); err != nil {
+		return nil, fmt.Errorf("storage: unknown kind %s: %w", gvk, err)
+	}
+	return &codec{
+		gvk: gvk,
+		newObj: func() runtime.Object {
+			obj, _ := scheme.Scheme.New(gvk)
+			return obj
+		},
+		proto: protobuf.NewSerializer(scheme.Scheme, scheme.Scheme),
+	}, nil
+}
+
+// encode serializes obj without its resourceVersion, which etcd tracks.
+// obj is not modified.
+func (c *codec) encode(obj runtime.Object) ([]byte, error) {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, err
+	}
+	if acc.GetResourceVersion() != "" || obj.GetObjectKind().GroupVersionKind() != c.gvk {
+		obj = obj.DeepCopyObject()
+		acc, _ = meta.Accessor(obj)
+		acc.SetResourceVersion("")
+		obj.GetObjectKind().SetGroupVersionKind(c.gvk)
+	}
+	var buf bytes.Buffer
+	if err := c.proto.Encode(obj, &buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// decode parses an etcd value and stamps it with rev as its resourceVersion.
+func (c *codec) decode(data []byte, rev int64) (runtime.Object, error) {
+	obj, _, err := c.proto.Decode(data, nil, c.newObj())
+	if err != nil {
+		return nil, fmt.Errorf("storage: decoding %s: %w", c.gvk.Kind, err)
+	}
+	if err := setRV(obj, rev); err != nil {
+		return nil, err
+	}
+	obj.GetObjectKind().SetGroupVersionKind(c.gvk)
+	return obj, nil
+}
+
+func setRV(obj runtime.Object, rev int64) error {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return err
+	}
+	acc.SetResourceVersion(fmt.Sprint(rev))
+	return nil
+}

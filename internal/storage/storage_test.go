@@ -1,0 +1,243 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/lotse/lotse/internal/etcd"
+)
+
+// newTestStore starts a real embedded etcd and a store over configmaps.
+func newTestStore(t *testing.T, window int) (*Store, *Resource) {
+	t.Helper()
+	ctx := context.Background()
+	member, err := etcd.Start(ctx, etcd.Config{DataDir: t.TempDir(), ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0", Unsafe: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { member.Close() })
+	client, err := clientv3.New(clientv3.Config{Endpoints: member.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	s, err := New(Config{Client: client, EventWindow: window, Resources: []ResourceSpec{
+		{GroupResource: corev1.Resource("configmaps"), Kind: corev1.SchemeGroupVersion.WithKind("ConfigMap"), Namespaced: true},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	s.Start(sctx)
+	t.Cleanup(func() { cancel(); s.Stop() })
+	if err := s.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := s.Resource(corev1.Resource("configmaps"))
+	return s, r
+}
+
+func cm(ns, name, v string) *corev1.ConfigMap {
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: map[string]string{"v": v}}
+}
+
+func rvOf(obj runtime.Object) string { return obj.(*corev1.ConfigMap).ResourceVersion }
+
+func TestCreateGetUpdateDelete(t *testing.T) {
+	_, r := newTestStore(t, 100)
+	ctx := context.Background()
+	created, err := r.Create(ctx, "a", "x", cm("a", "x", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rvOf(created) == "" {
+		t.Fatal("created object has no resourceVersion")
+	}
+	if _, err := r.Create(ctx, "a", "x", cm("a", "x", "1")); !errors.Is(err, ErrExists) {
+		t.Fatalf("second create: got %v, want ErrExists", err)
+	}
+	got, err := r.Get(ctx, "a", "x")
+	if err != nil || rvOf(got) != rvOf(created) || got.(*corev1.ConfigMap).Data["v"] != "1" {
+		t.Fatalf("get: %v %v", got, err)
+	}
+	updated, err := r.Update(ctx, "a", "x", func(cur runtime.Object) (runtime.Object, error) {
+		cur.(*corev1.ConfigMap).Data["v"] = "2"
+		return cur, nil
+	})
+	if err != nil || rvOf(updated) == rvOf(created) {
+		t.Fatalf("update: %v rv %s", err, rvOf(updated))
+	}
+	same, err := r.Update(ctx, "a", "x", func(cur runtime.Object) (runtime.Object, error) { return cur, nil })
+	if err != nil || rvOf(same) != rvOf(updated) {
+		t.Fatalf("no-op update changed the resourceVersion: %v %s != %s", err, rvOf(same), rvOf(updated))
+	}
+	if _, err := r.Delete(ctx, "a", "x", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Get(ctx, "a", "x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get after delete: %v", err)
+	}
+	if _, err := r.Update(ctx, "a", "x", func(cur runtime.Object) (runtime.Object, error) { return cur, nil }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("update of missing object: %v", err)
+	}
+}
+
+func TestListFromCacheAndPages(t *testing.T) {
+	_, r := newTestStore(t, 100)
+	ctx := context.Background()
+	for i := 0; i < 25; i++ {
+		ns := "a"
+		if i%2 == 1 {
+			ns = "b"
+		}
+		if _, err := r.Create(ctx, ns, fmt.Sprintf("cm-%02d", i), cm(ns, fmt.Sprintf("cm-%02d", i), "x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := r.List(ctx, ListOptions{})
+	if err != nil || len(all.Items) != 25 {
+		t.Fatalf("list all: %d %v", len(all.Items), err)
+	}
+	inA, err := r.List(ctx, ListOptions{Namespace: "a"})
+	if err != nil || len(inA.Items) != 13 {
+		t.Fatalf("list a: %d %v", len(inA.Items), err)
+	}
+	var names []string
+	opts := ListOptions{Limit: 10}
+	for page := 0; ; page++ {
+		res, err := r.List(ctx, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range res.Items {
+			names = append(names, o.(*corev1.ConfigMap).Namespace+"/"+o.(*corev1.ConfigMap).Name)
+		}
+		if res.Continue == "" {
+			break
+		}
+		if res.RemainingItemCount == nil || *res.RemainingItemCount != int64(25-len(names)) {
+			t.Fatalf("page %d: remainingItemCount %v after %d items", page, res.RemainingItemCount, len(names))
+		}
+		opts.Continue = res.Continue
+	}
+	if len(names) != 25 {
+		t.Fatalf("pages returned %d items: %v", len(names), names)
+	}
+	for i := 1; i < len(names); i++ {
+		if names[i-1] >= names[i] {
+			t.Fatalf("pages not in key order: %v", names)
+		}
+	}
+	if _, err := r.List(ctx, ListOptions{Continue: "garbage"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad continue token: %v", err)
+	}
+}
+
+func next(t *testing.T, w Watcher) watch.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-w.ResultChan():
+		if !ok {
+			t.Fatal("watch closed")
+		}
+		return ev
+	case <-time.After(5 * time.Second):
+		t.Fatal("no watch event in 5s")
+	}
+	return watch.Event{}
+}
+
+func TestWatchResumeAndSelection(t *testing.T) {
+	_, r := newTestStore(t, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first, _ := r.Create(ctx, "a", "one", cm("a", "one", "1"))
+	_, _ = r.Create(ctx, "a", "two", cm("a", "two", "1"))
+
+	// Resume after the first create: exactly the second create follows.
+	w, err := r.Watch(ctx, WatchOptions{ResourceVersion: rvOf(first)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, w); ev.Type != watch.Added || ev.Object.(*corev1.ConfigMap).Name != "two" {
+		t.Fatalf("resumed watch got %s %v", ev.Type, ev.Object)
+	}
+
+	// A selection watch sees an object leave it as DELETED.
+	sel, err := r.Watch(ctx, WatchOptions{Match: func(o runtime.Object) bool { return o.(*corev1.ConfigMap).Data["v"] == "1" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if ev := next(t, sel); ev.Type != watch.Added {
+			t.Fatalf("initial event %d: %s", i, ev.Type)
+		}
+	}
+	_, err = r.Update(ctx, "a", "one", func(cur runtime.Object) (runtime.Object, error) {
+		cur.(*corev1.ConfigMap).Data["v"] = "2"
+		return cur, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, sel); ev.Type != watch.Deleted || ev.Object.(*corev1.ConfigMap).Name != "one" {
+		t.Fatalf("object leaving the selection: got %s", ev.Type)
+	}
+	if ev := next(t, w); ev.Type != watch.Modified {
+		t.Fatalf("unfiltered watch: got %s", ev.Type)
+	}
+}
+
+func TestWatchOlderThanCacheWindowUsesEtcd(t *testing.T) {
+	_, r := newTestStore(t, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first, _ := r.Create(ctx, "a", "c0", cm("a", "c0", "1"))
+	for i := 1; i < 6; i++ {
+		if _, err := r.Create(ctx, "a", fmt.Sprintf("c%d", i), cm("a", fmt.Sprintf("c%d", i), "1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Let the cache see every event so the window has moved past first.
+	if _, err := r.List(ctx, ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := r.Watch(ctx, WatchOptions{ResourceVersion: rvOf(first)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < 6; i++ {
+		ev := next(t, w)
+		if ev.Type != watch.Added || ev.Object.(*corev1.ConfigMap).Name != fmt.Sprintf("c%d", i) {
+			t.Fatalf("event %d: %s %s", i, ev.Type, ev.Object.(*corev1.ConfigMap).Name)
+		}
+	}
+}
+
+func TestWatchListEndsInitialEventsWithBookmark(t *testing.T) {
+	_, r := newTestStore(t, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, _ = r.Create(ctx, "a", "one", cm("a", "one", "1"))
+	yes := true
+	w, err := r.Watch(ctx, WatchOptions{SendInitialEvents: &yes, AllowBookmarks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, w); ev.Type != watch.Added {
+		t.Fatalf("got %s", ev.Type)
+	}
+	ev := next(t, w)
+	if ev.Type != watch.Bookmark || ev.Object.(*corev1.ConfigMap).Annotations[InitialEventsEndAnnotation] != "true" {
+		t.Fatalf("want initial-events-end bookmark, got %s %v", ev.Type, ev.Object)
+	}
+}

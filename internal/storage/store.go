@@ -1,0 +1,463 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// Sentinel errors; handlers turn them into metav1.Status answers.
+var (
+	ErrNotFound = errors.New("storage: object not found")
+	ErrExists   = errors.New("storage: object already exists")
+	ErrConflict = errors.New("storage: object was modified")
+	// ErrExpired means a resourceVersion or continue token refers to history
+	// etcd has compacted away.
+	ErrExpired = errors.New("storage: resource version too old")
+	// ErrTooLarge means the encoded object exceeds what etcd accepts.
+	ErrTooLarge = errors.New("storage: object too large")
+	ErrStopped  = errors.New("storage: store stopped")
+)
+
+// MaxObjectBytes is the largest encoded object the store writes; etcd's
+// default request limit is 1.5 MiB and a transaction carries some overhead.
+const MaxObjectBytes = 1536*1024 - 4096
+
+// ResourceSpec declares one stored resource.
+type ResourceSpec struct {
+	GroupResource schema.GroupResource
+	Kind          schema.GroupVersionKind // the storage version
+	Namespaced    bool
+}
+
+// Config configures a Store.
+type Config struct {
+	Client *clientv3.Client
+	// Prefix of every key, "/registry" by default.
+	Prefix    string
+	Resources []ResourceSpec
+	Logger    *slog.Logger
+	// EventWindow is how many recent events each watch cache keeps to let
+	// watchers resume; older resourceVersions are served from etcd.
+	EventWindow int
+}
+
+// Store is the etcd-backed object store with a watch cache per resource.
+type Store struct {
+	client    *clientv3.Client
+	log       *slog.Logger
+	resources map[schema.GroupResource]*Resource
+	watchCtx  context.Context
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// New creates a store; Run starts its watch caches.
+func New(cfg Config) (*Store, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("storage: no etcd client")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "/registry"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.EventWindow <= 0 {
+		cfg.EventWindow = 4096
+	}
+	s := &Store{client: cfg.Client, log: cfg.Logger, resources: map[schema.GroupResource]*Resource{}}
+	for _, spec := range cfg.Resources {
+		c, err := newCodec(spec.Kind)
+		if err != nil {
+			return nil, err
+		}
+		p := cfg.Prefix + "/"
+		if spec.GroupResource.Group != "" {
+			p += spec.GroupResource.Group + "/"
+		}
+		p += spec.GroupResource.Resource + "/"
+		r := &Resource{store: s, spec: spec, codec: c, prefix: p}
+		r.cache = newCache(r, cfg.EventWindow)
+		s.resources[spec.GroupResource] = r
+	}
+	return s, nil
+}
+
+// Start launches one watch cache per resource; it returns at once. The
+// caches stop when ctx is done or Stop is called.
+func (s *Store) Start(ctx context.Context) {
+	// All cache watches share one context without metadata, so they share
+	// one etcd watch stream and RequestProgress reaches all of them.
+	s.watchCtx, s.stop = context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		<-ctx.Done()
+		s.stop()
+	}()
+	for _, r := range s.resources {
+		s.wg.Add(1)
+		go func(r *Resource) {
+			defer s.wg.Done()
+			r.cache.run(s.watchCtx)
+		}(r)
+	}
+}
+
+// WaitReady blocks until every watch cache has loaded, or ctx ends.
+func (s *Store) WaitReady(ctx context.Context) error {
+	for _, r := range s.resources {
+		select {
+		case <-r.cache.ready:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// Stop ends the watch caches and waits for them.
+func (s *Store) Stop() {
+	if s.stop != nil {
+		s.stop()
+	}
+	s.wg.Wait()
+}
+
+// Resource returns the handle for one stored resource.
+func (s *Store) Resource(gr schema.GroupResource) (*Resource, bool) {
+	r, ok := s.resources[gr]
+	return r, ok
+}
+
+// CurrentRevision returns etcd's current revision.
+func (s *Store) CurrentRevision(ctx context.Context) (int64, error) {
+	resp, err := s.client.Get(ctx, "/registry-revision-probe", clientv3.WithCountOnly())
+	if err != nil {
+		return 0, err
+	}
+	return resp.Header.Revision, nil
+}
+
+// requestProgress asks etcd to tell every cache watch how far it is.
+func (s *Store) requestProgress() error {
+	return s.client.RequestProgress(s.watchCtx)
+}
+
+// Resource reads and writes the objects of one resource.
+type Resource struct {
+	store  *Store
+	spec   ResourceSpec
+	codec  *codec
+	prefix string
+	cache  *cache
+}
+
+// Key is the etcd key of an object.
+func (r *Resource) Key(namespace, name string) string {
+	if r.spec.Namespaced {
+		return r.prefix + namespace + "/" + name
+	}
+	return r.prefix + name
+}
+
+// NewObject returns an empty object of the storage kind.
+func (r *Resource) NewObject() runtime.Object { return r.codec.newObj() }
+
+// Get reads the current object from etcd.
+func (r *Resource) Get(ctx context.Context, namespace, name string) (runtime.Object, error) {
+	resp, err := r.store.client.Get(ctx, r.Key(namespace, name))
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, ErrNotFound
+	}
+	return r.codec.decode(resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+}
+
+// GetCached reads the object from the watch cache, which may lag etcd
+// slightly; for resourceVersion=0 reads.
+func (r *Resource) GetCached(namespace, name string) (runtime.Object, error) {
+	obj, ok := r.cache.get(r.Key(namespace, name))
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return obj, nil
+}
+
+// Create stores a new object and returns it with its resourceVersion.
+func (r *Resource) Create(ctx context.Context, namespace, name string, obj runtime.Object) (runtime.Object, error) {
+	data, err := r.codec.encode(obj)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxObjectBytes {
+		return nil, ErrTooLarge
+	}
+	key := r.Key(namespace, name)
+	resp, err := r.store.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(data))).
+		Commit()
+	if err != nil {
+		return nil, err
+	}
+	if !resp.Succeeded {
+		return nil, ErrExists
+	}
+	return r.codec.decode(data, resp.Header.Revision)
+}
+
+// UpdateFunc computes the new object from the current one, which it may
+// modify (it is a private copy). Returning an error aborts the update.
+type UpdateFunc func(current runtime.Object) (runtime.Object, error)
+
+// Update reads the current object, applies fn and writes the result if
+// nothing changed in between; on a concurrent write it reads again and
+// retries. An update that changes nothing writes nothing.
+func (r *Resource) Update(ctx context.Context, namespace, name string, fn UpdateFunc) (runtime.Object, error) {
+	key := r.Key(namespace, name)
+	for attempt := 0; ; attempt++ {
+		resp, err := r.store.client.Get(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		if len(resp.Kvs) == 0 {
+			return nil, ErrNotFound
+		}
+		kv := resp.Kvs[0]
+		cur, err := r.codec.decode(kv.Value, kv.ModRevision)
+		if err != nil {
+			return nil, err
+		}
+		next, err := fn(cur)
+		if err != nil {
+			return nil, err
+		}
+		data, err := r.codec.encode(next)
+		if err != nil {
+			return nil, err
+		}
+		if string(data) == string(kv.Value) {
+			return r.codec.decode(kv.Value, kv.ModRevision)
+		}
+		if len(data) > MaxObjectBytes {
+			return nil, ErrTooLarge
+		}
+		txn, err := r.store.client.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
+			Then(clientv3.OpPut(key, string(data))).
+			Commit()
+		if err != nil {
+			return nil, err
+		}
+		if txn.Succeeded {
+			return r.codec.decode(data, txn.Header.Revision)
+		}
+		if attempt > 100 {
+			return nil, ErrConflict
+		}
+	}
+}
+
+// DeleteFunc may veto a delete after seeing the current object.
+type DeleteFunc func(current runtime.Object) error
+
+// Delete removes the object if check passes, retrying on concurrent
+// writes, and returns its last state.
+func (r *Resource) Delete(ctx context.Context, namespace, name string, check DeleteFunc) (runtime.Object, error) {
+	key := r.Key(namespace, name)
+	for attempt := 0; ; attempt++ {
+		resp, err := r.store.client.Get(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		if len(resp.Kvs) == 0 {
+			return nil, ErrNotFound
+		}
+		kv := resp.Kvs[0]
+		cur, err := r.codec.decode(kv.Value, kv.ModRevision)
+		if err != nil {
+			return nil, err
+		}
+		if check != nil {
+			if err := check(cur); err != nil {
+				return nil, err
+			}
+		}
+		txn, err := r.store.client.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
+			Then(clientv3.OpDelete(key)).
+			Commit()
+		if err != nil {
+			return nil, err
+		}
+		if txn.Succeeded {
+			return cur, nil
+		}
+		if attempt > 100 {
+			return nil, ErrConflict
+		}
+	}
+}
+
+// ListOptions selects what List returns.
+type ListOptions struct {
+	Namespace            string
+	ResourceVersion      string
+	ResourceVersionMatch string // "", "NotOlderThan" or "Exact"
+	Limit                int64
+	Continue             string
+	// Match filters objects; nil matches all.
+	Match func(obj runtime.Object) bool
+}
+
+// ListResult is one page of a list.
+type ListResult struct {
+	Items              []runtime.Object
+	ResourceVersion    int64
+	Continue           string
+	RemainingItemCount *int64
+}
+
+// List returns the matching objects sorted by key. Unpaginated lists are
+// served from the watch cache once it has caught up with etcd; paginated
+// and exact-revision lists read etcd at one revision.
+func (r *Resource) List(ctx context.Context, opts ListOptions) (*ListResult, error) {
+	var rv int64
+	if opts.ResourceVersion != "" {
+		v, err := strconv.ParseInt(opts.ResourceVersion, 10, 64)
+		if err != nil || v < 0 {
+			return nil, fmt.Errorf("%w: invalid resourceVersion %q", ErrInvalid, opts.ResourceVersion)
+		}
+		rv = v
+	}
+	switch {
+	case opts.Continue != "":
+		return r.listEtcd(ctx, opts, 0)
+	case opts.ResourceVersionMatch == "Exact":
+		return r.listEtcd(ctx, opts, rv)
+	case opts.ResourceVersion == "0":
+		// "Any" freshness: whatever the cache has, pagination ignored as upstream.
+		return r.cache.list(opts), nil
+	case opts.Limit > 0 && opts.ResourceVersion == "":
+		return r.listEtcd(ctx, opts, 0)
+	}
+	want := rv
+	if opts.ResourceVersion == "" {
+		cur, err := r.store.CurrentRevision(ctx)
+		if err != nil {
+			return nil, err
+		}
+		want = cur
+	}
+	if err := r.cache.waitFresh(ctx, want); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			// The cache is behind; etcd answers instead.
+			return r.listEtcd(ctx, opts, 0)
+		}
+		return nil, err
+	}
+	return r.cache.list(opts), nil
+}
+
+// ErrInvalid marks a malformed request parameter.
+var ErrInvalid = errors.New("storage: invalid parameter")
+
+// listEtcd serves a list, or one page of it, from etcd at revision rev
+// (0: the current one, or the one in the continue token).
+func (r *Resource) listEtcd(ctx context.Context, opts ListOptions, rev int64) (*ListResult, error) {
+	start := r.prefix
+	if r.spec.Namespaced && opts.Namespace != "" {
+		start += opts.Namespace + "/"
+	}
+	end := clientv3.GetPrefixRangeEnd(start)
+	from := start
+	if opts.Continue != "" {
+		tok, err := decodeContinue(opts.Continue)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		from = start + tok.Start
+		if !strings.HasPrefix(from, start) || tok.RV <= 0 {
+			return nil, fmt.Errorf("%w: invalid continue token", ErrInvalid)
+		}
+		rev = tok.RV
+	}
+	res := &ListResult{}
+	pageSize := opts.Limit
+	if pageSize <= 0 || pageSize > 10000 {
+		pageSize = 10000
+	}
+	for {
+		ops := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize)}
+		if rev > 0 {
+			ops = append(ops, clientv3.WithRev(rev))
+		}
+		resp, err := r.store.client.Get(ctx, from, ops...)
+		if err != nil {
+			if isCompacted(err) {
+				return nil, ErrExpired
+			}
+			return nil, err
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for i, kv := range resp.Kvs {
+			obj, err := r.codec.decode(kv.Value, kv.ModRevision)
+			if err != nil {
+				r.store.log.Error("skipping undecodable object", "key", string(kv.Key), "err", err)
+				continue
+			}
+			if opts.Match != nil && !opts.Match(obj) {
+				continue
+			}
+			res.Items = append(res.Items, obj)
+			if opts.Limit > 0 && int64(len(res.Items)) == opts.Limit {
+				more := resp.More || i < len(resp.Kvs)-1
+				if more {
+					res.Continue = encodeContinue(rev, strings.TrimPrefix(string(kv.Key), start)+"\x00")
+					if opts.Match == nil {
+						n := resp.Count - int64(i) - 1
+						res.RemainingItemCount = &n
+					}
+				}
+				res.ResourceVersion = rev
+				return res, nil
+			}
+		}
+		if !resp.More {
+			break
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	res.ResourceVersion = rev
+	return res, nil
+}
+
+func isCompacted(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "required revision has been compacted")
+}
+
+// objectKey returns namespace/name of an object for logs and sorting.
+func objectName(obj runtime.Object) (string, string) {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return "", ""
+	}
+	return acc.GetNamespace(), acc.GetName()
+}
+
+// freshTimeout bounds how long a consistent list waits for the cache.
+const freshTimeout = 3 * time.Second

@@ -1,0 +1,86 @@
+package testserver
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/lotse/lotse/internal/server"
+)
+
+// Options adjust the server a test starts.
+type Options struct {
+	// DataDir reuses a data directory (to test restarts); empty means a
+	// fresh temporary one.
+	DataDir string
+	// Port fixes the HTTPS port (to restart on the same address); 0 picks one.
+	Port int
+}
+
+// Server is a running control plane owned by one test.
+type Server struct {
+	DataDir    string
+	URL        string
+	Kubeconfig string
+	Config     *rest.Config
+	Client     kubernetes.Interface
+	srv        *server.Server
+	cancel     context.CancelFunc
+}
+
+// Start starts a control plane and stops it when the test ends.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	dir := opts.DataDir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("LOTSE_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	srv, err := server.New(server.Config{
+		DataDir: dir, HTTPSPort: opts.Port, DisableAgent: true, EtcdUnsafeNoSync: true, Logger: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv.Start(ctx)
+	select {
+	case <-srv.ReadyNotify():
+	case <-srv.StopNotify():
+		cancel()
+		t.Fatalf("lotse server failed to start: %v", srv.Err())
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("lotse server did not become ready in 60s")
+	}
+	s := &Server{DataDir: dir, URL: srv.URL(), Kubeconfig: srv.KubeconfigPath(), srv: srv, cancel: cancel}
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.Kubeconfig)
+	if err != nil {
+		s.Stop()
+		t.Fatal(err)
+	}
+	cfg.QPS, cfg.Burst = 1000, 2000
+	s.Config = cfg
+	s.Client = kubernetes.NewForConfigOrDie(cfg)
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Stop shuts the control plane down and waits for it; it is idempotent.
+func (s *Server) Stop() {
+	s.cancel()
+	<-s.srv.StopNotify()
+}
+
+// Port is the HTTPS port the server listens on.
+func (s *Server) Port() int { return portOf(s.URL) }
