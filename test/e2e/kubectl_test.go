@@ -352,7 +352,8 @@ func (k *kubectl) createNamespace(t *testing.T, ns string) {
 // podYAML is a minimal Pod manifest with labels.
 func podYAML(name string, labels map[string]string, extra ...string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n", name)
+	// Quoted: YAML reads a bare y or n as a boolean.
+	fmt.Fprintf(&b, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: %q\n", name)
 	if len(labels) > 0 {
 		b.WriteString("  labels:\n")
 		for k, v := range labels {

@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 			code = 1
 		}
 		if code != 0 {
-			fmt.Fprintf(os.Stderr, "e2e: last lines of the shared server's log (%s):\n%s\n", shared.logPath, shared.logTail(60))
+			fmt.Fprintf(os.Stderr, "e2e: last lines of the shared server's log:\n%s\n", shared.logTail(60))
 		}
 	}
 	os.RemoveAll(scratch)

@@ -46,7 +46,10 @@ func ValidateUpdate(obj, old runtime.Object) field.ErrorList {
 	if !ok {
 		return nil
 	}
-	if isNil(old) || reflect.TypeOf(old) != reflect.TypeOf(obj) {
+	if isNil(old) {
+		return field.ErrorList{field.InternalError(nil, fmt.Errorf("cannot validate an update of %T without the stored object", obj))}
+	}
+	if _, ok := old.(metav1.Object); !ok {
 		return field.ErrorList{field.InternalError(nil, fmt.Errorf("cannot validate an update of %T from %T", obj, old))}
 	}
 	return nilIfEmpty(k.update(obj, old))
@@ -100,13 +103,17 @@ func (r rules[T]) create(obj runtime.Object) field.ErrorList {
 	return errs
 }
 
+// update compares with old field by field when old is of the same type. A
+// stored object of another version (autoscaling/v2 behind a v1 request)
+// still has its metadata compared; the field checks are then left to the
+// caller, which should convert old first.
 func (r rules[T]) update(obj, old runtime.Object) field.ErrorList {
-	o, p := obj.(T), old.(T)
-	errs := apivalidation.ValidateObjectMetaAccessorUpdate(o, p, metadataPath)
+	o := obj.(T)
+	errs := apivalidation.ValidateObjectMetaAccessorUpdate(o, old.(metav1.Object), metadataPath)
 	if r.validate != nil {
 		errs = append(errs, r.validate(o)...)
 	}
-	if r.immutable != nil {
+	if p, ok := old.(T); ok && r.immutable != nil {
 		errs = append(errs, r.immutable(o, p)...)
 	}
 	return errs
