@@ -405,11 +405,18 @@ func (rq *request) create() error {
 		return err
 	}
 	rq.info.Name = acc.GetName()
+	release := func() {}
+	if svc, ok := obj.(*corev1.Service); ok {
+		if release, err = rq.s.ips.allocate(rq.ctx, svc, dry); err != nil {
+			return err
+		}
+	}
 	if dry {
 		return rq.writeObject(http.StatusCreated, obj)
 	}
 	stored, err := rq.res.Create(rq.ctx, acc.GetNamespace(), acc.GetName(), toStorage(rq.kind, obj))
 	if err != nil {
+		release()
 		return rq.storageErr(err)
 	}
 	return rq.writeObject(http.StatusCreated, toServed(rq.kind, stored))
@@ -470,6 +477,7 @@ func (rq *request) replace(next func(cur runtime.Object) (runtime.Object, error)
 		}
 		obj = rq.mergeSubresource(obj, cur)
 		acc = accessor(obj)
+		keepClusterIP(obj, cur)
 		keepSystemMeta(acc, old)
 		if rq.info.Subresource == "" {
 			copyStatus(obj, cur)
@@ -545,6 +553,9 @@ func (rq *request) finishDeletion(obj runtime.Object) (bool, error) {
 	})
 	if err != nil && !errors.Is(err, errChanged) && !errors.Is(err, storage.ErrNotFound) {
 		return false, rq.storageErr(err)
+	}
+	if err == nil {
+		rq.afterDelete(obj)
 	}
 	return err == nil, nil
 }
@@ -713,6 +724,7 @@ func (rq *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (obj r
 		if err != nil {
 			return nil, false, storageError(err, rq.kind.GroupResource(), name)
 		}
+		rq.afterDelete(deleted)
 		return deleted, false, nil
 	}
 	return nil, false, apierrors.NewConflict(rq.kind.GroupResource(), name, errors.New(conflictMessage))
@@ -855,4 +867,25 @@ func decodeOptions(body []byte, contentType string, into *metav1.DeleteOptions) 
 		return apierrors.NewBadRequest(fmt.Sprintf("invalid DeleteOptions: %v", err))
 	}
 	return nil
+}
+
+// afterDelete releases what a removed object held.
+func (rq *request) afterDelete(obj runtime.Object) {
+	if svc, ok := obj.(*corev1.Service); ok {
+		rq.s.ips.release(rq.ctx, svc.Spec.ClusterIP)
+	}
+}
+
+// keepClusterIP keeps a Service's allocated address when an update leaves
+// it out, as upstream does; the address itself cannot change.
+func keepClusterIP(obj, cur runtime.Object) {
+	svc, ok1 := obj.(*corev1.Service)
+	old, ok2 := cur.(*corev1.Service)
+	if !ok1 || !ok2 || !wantsIP(svc) || svc.Spec.ClusterIP != "" {
+		return
+	}
+	svc.Spec.ClusterIP, svc.Spec.ClusterIPs = old.Spec.ClusterIP, old.Spec.ClusterIPs
+	if len(svc.Spec.IPFamilies) == 0 {
+		svc.Spec.IPFamilies = old.Spec.IPFamilies
+	}
 }

@@ -38,6 +38,8 @@ type Config struct {
 	Ready   func() error
 	Version version.Info
 	Logger  *slog.Logger
+	// ServiceCIDR is the range of Service cluster IPs; DefaultServiceCIDR if empty.
+	ServiceCIDR string
 }
 
 // Server is the HTTP handler of the Kubernetes API.
@@ -47,6 +49,7 @@ type Server struct {
 	reg       *registry.Registry
 	store     *storage.Store
 	discovery *discovery
+	ips       *clusterIPs
 }
 
 // New builds the API server handler.
@@ -60,8 +63,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Ready == nil {
 		cfg.Ready = func() error { return nil }
 	}
+	if cfg.ServiceCIDR == "" {
+		cfg.ServiceCIDR = DefaultServiceCIDR
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, reg: cfg.Registry, store: cfg.Store}
 	s.discovery = newDiscovery(cfg.Registry)
+	ips, err := newClusterIPs(cfg.ServiceCIDR, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	s.ips = ips
 	return s, nil
 }
 

@@ -76,6 +76,8 @@ func Default() *Registry {
 		{GVK: gvk("networking.k8s.io", "v1", "Ingress"), Resource: "ingresses", ShortNames: []string{"ing"}, Namespaced: true, Subresources: []string{"status"}},
 		{GVK: gvk("networking.k8s.io", "v1", "IngressClass"), Resource: "ingressclasses"},
 		{GVK: gvk("networking.k8s.io", "v1", "NetworkPolicy"), Resource: "networkpolicies", ShortNames: []string{"netpol"}, Namespaced: true},
+		// IPAddress objects reserve Service cluster IPs, as upstream 1.33 does.
+		{GVK: gvk("networking.k8s.io", "v1", "IPAddress"), Resource: "ipaddresses"},
 
 		{GVK: gvk("discovery.k8s.io", "v1", "EndpointSlice"), Resource: "endpointslices", Namespaced: true},
 		{GVK: gvk("coordination.k8s.io", "v1", "Lease"), Resource: "leases", Namespaced: true},

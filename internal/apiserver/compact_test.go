@@ -1,0 +1,126 @@
+package apiserver_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/lotse/lotse/internal/testserver"
+)
+
+// etcdFor finds the embedded etcd of the test server. The harness does not
+// expose its endpoint, so this looks for loopback sockets this process
+// listens on and keeps the one whose keys hold the given configmap.
+func etcdFor(t *testing.T, e *env, ns, cm string) *clientv3.Client {
+	t.Helper()
+	ours := map[string]bool{}
+	fds, _ := os.ReadDir("/proc/self/fd")
+	for _, fd := range fds {
+		link, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err == nil && strings.HasPrefix(link, "socket:[") {
+			ours[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
+		}
+	}
+	f, err := os.Open("/proc/self/net/tcp")
+	if err != nil {
+		t.Skipf("cannot find the etcd endpoint (the harness does not expose it): %v", err)
+	}
+	defer f.Close()
+	apiPort := e.s.Port()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		// sl local rem st ... inode: LISTEN is state 0A.
+		if len(fields) < 10 || fields[3] != "0A" || !ours[fields[9]] || !strings.HasPrefix(fields[1], "0100007F:") {
+			continue
+		}
+		port, err := strconv.ParseInt(strings.TrimPrefix(fields[1], "0100007F:"), 16, 32)
+		if err != nil || int(port) == apiPort {
+			continue
+		}
+		c, err := clientv3.New(clientv3.Config{Endpoints: []string{fmt.Sprintf("http://127.0.0.1:%d", port)}, DialTimeout: time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(e.ctx, 2*time.Second)
+		resp, err := c.Get(ctx, "/registry/configmaps/"+ns+"/"+cm)
+		cancel()
+		if err == nil && len(resp.Kvs) == 1 {
+			t.Cleanup(func() { c.Close() })
+			return c
+		}
+		c.Close()
+	}
+	t.Skip("cannot find the etcd endpoint: the harness does not expose it and no listening socket of this process answered")
+	return nil
+}
+
+func TestCompactedResourceVersion(t *testing.T) {
+	e := start(t)
+	ns := e.namespace("compact")
+	cms := e.s.Client.CoreV1().ConfigMaps(ns)
+	first, err := cms.Create(e.ctx, newConfigMap("a", nil, nil), metav1.CreateOptions{})
+	must(t, err)
+	for _, n := range []string{"b", "c", "d"} {
+		_, err := cms.Create(e.ctx, newConfigMap(n, nil, nil), metav1.CreateOptions{})
+		must(t, err)
+	}
+	page, err := cms.List(e.ctx, metav1.ListOptions{Limit: 1})
+	must(t, err)
+	if page.Continue == "" {
+		t.Fatal("no continue token")
+	}
+	// Restart, so that the old revisions are outside the new watch cache
+	// and only etcd could serve them.
+	e.s.Stop()
+	e = newEnv(t, testserver.Start(t, testserver.Options{DataDir: e.s.DataDir, Port: e.s.Port()}))
+	cms = e.s.Client.CoreV1().ConfigMaps(ns)
+	c := etcdFor(t, e, ns, "a")
+	// More writes, then compact everything up to now.
+	for i := 0; i < 3; i++ {
+		_, err := cms.Create(e.ctx, newConfigMap(fmt.Sprintf("x%d", i), nil, nil), metav1.CreateOptions{})
+		must(t, err)
+	}
+	cur, err := c.Get(e.ctx, "compact-probe")
+	must(t, err)
+	if _, err := c.Compact(e.ctx, cur.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("continue token", func(t *testing.T) {
+		_, err := cms.List(e.ctx, metav1.ListOptions{Limit: 1, Continue: page.Continue})
+		wantAPIError(t, err, http.StatusGone, metav1.StatusReasonExpired, "")
+	})
+	t.Run("exact list", func(t *testing.T) {
+		_, err := cms.List(e.ctx, metav1.ListOptions{ResourceVersion: first.ResourceVersion, ResourceVersionMatch: metav1.ResourceVersionMatchExact})
+		wantAPIError(t, err, http.StatusGone, metav1.StatusReasonExpired, "")
+	})
+	t.Run("watch", func(t *testing.T) {
+		// A revision from before the server started is not in its watch
+		// cache; etcd has compacted it. Upstream answers 410 Gone, either as
+		// the HTTP status or as an ERROR event carrying a 410 Status.
+		w, err := cms.Watch(e.ctx, metav1.ListOptions{ResourceVersion: first.ResourceVersion})
+		if err != nil {
+			wantAPIError(t, err, http.StatusGone, metav1.StatusReasonExpired, "")
+			return
+		}
+		defer w.Stop()
+		ev := next(t, w)
+		st, ok := ev.Object.(*metav1.Status)
+		if ev.Type != watch.Error || !ok || st.Code != http.StatusGone {
+			t.Errorf("watch from a compacted revision: %s %+v, want 410 Gone", ev.Type, ev.Object)
+		}
+	})
+}
