@@ -186,7 +186,7 @@ func TestScopeRouting(t *testing.T) {
 		{"GET", "/api/v1/nodes", 200},
 		{"GET", "/api/v1/namespaces/" + ns + "/nodes/n1", 404}, // cluster-scoped under a namespace
 		{"GET", "/api/v1/namespaces/" + ns + "/nodes", 404},
-		{"GET", "/api/v1/configmaps", 200}, // all namespaces
+		{"GET", "/api/v1/configmaps", 200},   // all namespaces
 		{"GET", "/api/v1/configmaps/c", 404}, // namespaced object without its namespace
 		{"GET", "/api/v1/namespaces/" + ns + "/configmaps/c", 200},
 		{"GET", "/api/v1/namespaces/" + ns, 200},

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
-	"os"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,85 +23,66 @@ import (
 	"github.com/lotse/lotse/internal/storage"
 )
 
-// fuzzServer is one API server over a real embedded etcd, shared by every
-// iteration of a fuzz target (starting etcd per input would be far too slow).
-var fuzzServer struct {
-	once sync.Once
-	s    *Server
-	err  error
-}
-
+// apiServerForFuzz starts one API server over a real embedded etcd, shared
+// by every iteration of a fuzz target (starting etcd per input would be far
+// too slow), and stops it when the target ends.
 func apiServerForFuzz(f *testing.F) *Server {
 	f.Helper()
-	fuzzServer.once.Do(func() {
-		ctx := context.Background()
-		dir, err := os.MkdirTemp("", "lotse-fuzz-etcd-")
-		if err != nil {
-			fuzzServer.err = err
-			return
+	ctx, cancel := context.WithCancel(context.Background())
+	f.Cleanup(cancel)
+	member, err := etcd.Start(ctx, etcd.Config{DataDir: f.TempDir(), ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0", Unsafe: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { member.Close() })
+	client, err := clientv3.New(clientv3.Config{Endpoints: member.Endpoints(), Logger: zap.NewNop()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { client.Close() })
+	reg := registry.Default()
+	var specs []storage.ResourceSpec
+	seen := map[string]bool{}
+	for _, k := range reg.Kinds() {
+		if k.GVK != k.StorageGVK || seen[k.StorageResource.String()] {
+			continue
 		}
-		member, err := etcd.Start(ctx, etcd.Config{DataDir: dir, ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0", Unsafe: true})
-		if err != nil {
-			fuzzServer.err = err
-			return
-		}
-		client, err := clientv3.New(clientv3.Config{Endpoints: member.Endpoints(), Logger: zap.NewNop()})
-		if err != nil {
-			fuzzServer.err = err
-			return
-		}
-		reg := registry.Default()
-		var specs []storage.ResourceSpec
-		seen := map[string]bool{}
-		for _, k := range reg.Kinds() {
-			if k.GVK != k.StorageGVK || seen[k.StorageResource.String()] {
-				continue
-			}
-			seen[k.StorageResource.String()] = true
-			specs = append(specs, storage.ResourceSpec{GroupResource: k.StorageResource, Kind: k.StorageGVK, Namespaced: k.Namespaced})
-		}
-		store, err := storage.New(storage.Config{Client: client, Resources: specs})
-		if err != nil {
-			fuzzServer.err = err
-			return
-		}
-		store.Start(ctx)
-		wctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		if err := store.WaitReady(wctx); err != nil {
-			fuzzServer.err = err
-			return
-		}
-		s, err := New(Config{Registry: reg, Store: store, Authenticator: func(*http.Request) (*User, bool) {
+		seen[k.StorageResource.String()] = true
+		specs = append(specs, storage.ResourceSpec{GroupResource: k.StorageResource, Kind: k.StorageGVK, Namespaced: k.Namespaced})
+	}
+	store, err := storage.New(storage.Config{Client: client, Resources: specs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		f.Fatal(err)
+	}
+	store.Start(ctx)
+	f.Cleanup(store.Stop)
+	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+	defer wcancel()
+	if err := store.WaitReady(wctx); err != nil {
+		f.Fatal(err)
+	}
+	s, err := New(Config{Registry: reg, Store: store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Authenticator: func(*http.Request) (*User, bool) {
 			return &User{Name: "fuzz", Groups: []string{"system:masters"}}, true
 		}})
-		if err != nil {
-			fuzzServer.err = err
-			return
-		}
-		// The namespace and a pod that update and patch inputs target.
-		for _, req := range []struct{ path, body string }{
-			{"/api/v1/namespaces", `{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fuzz"}}`},
-			{"/api/v1/namespaces/fuzz/pods", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"target"},"spec":{"containers":[{"name":"a","image":"x"}]}}`},
-		} {
-			rec := httptest.NewRecorder()
-			s.ServeHTTP(rec, httptest.NewRequest("POST", req.path, bytes.NewBufferString(req.body)))
-			if rec.Code != http.StatusCreated {
-				fuzzServer.err = apierrors.NewInternalError(errorString(rec.Body.String()))
-				return
-			}
-		}
-		fuzzServer.s = s
-	})
-	if fuzzServer.err != nil {
-		f.Fatal(fuzzServer.err)
+	if err != nil {
+		f.Fatal(err)
 	}
-	return fuzzServer.s
+	// The namespace and the objects that update, bind and scale inputs target.
+	for _, req := range []struct{ path, body string }{
+		{"/api/v1/namespaces", `{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fuzz"}}`},
+		{"/api/v1/namespaces/fuzz/pods", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"target"},"spec":{"containers":[{"name":"a","image":"x"}]}}`},
+		{"/apis/apps/v1/namespaces/fuzz/deployments", `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"target"},
+"spec":{"selector":{"matchLabels":{"a":"b"}},"template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"a","image":"x"}]}}}}`},
+	} {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest("POST", req.path, bytes.NewBufferString(req.body)))
+		if rec.Code != http.StatusCreated {
+			f.Fatalf("setting up %s: %d %s", req.path, rec.Code, rec.Body)
+		}
+	}
+	return s
 }
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
 
 var decodeTargets = []struct{ method, path string }{
 	{"POST", "/api/v1/namespaces/fuzz/configmaps"},

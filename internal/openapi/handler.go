@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,7 +74,13 @@ func Build(reg *registry.Registry, version string) (*Documents, error) {
 // Render renders every JSON document now if that has not happened yet and
 // reports the first error. Serving calls it on demand.
 func (d *Documents) Render() error {
-	d.once.Do(func() { d.err = d.render() })
+	d.once.Do(func() {
+		d.err = d.render()
+		// Rendering allocates tens of MB that are garbage once the
+		// compressed documents exist; hand them back to the OS now rather
+		// than carry them in the server's idle footprint.
+		debug.FreeOSMemory()
+	})
 	return d.err
 }
 
