@@ -1,4 +1,3 @@
-// Command lotse is a container orchestrator that speaks the Kubernetes API.
 package main
 
 import (
