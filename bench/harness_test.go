@@ -174,7 +174,7 @@ func podName(prefix string, i int) string { return fmt.Sprintf("%s-%05d", prefix
 // newPod is a pod of realistic size: what a ReplicaSet creates for a web
 // service with a sidecar (labels, owner, two containers with env, probes,
 // resources and mounts, a projected token volume, default tolerations).
-// About 3 KB as JSON, 1.5 KB as protobuf.
+// About 4.5 KB as JSON, 2.2 KB as stored protobuf.
 func newPod(ns, name string) *corev1.Pod {
 	yes, no := true, false
 	uid := int64(1000)

@@ -92,9 +92,12 @@ var decodeTargets = []struct{ method, path string }{
 	{"POST", "/api/v1/namespaces/fuzz/pods/target/binding"},
 	{"PUT", "/apis/apps/v1/namespaces/fuzz/deployments/target/scale"},
 	{"DELETE", "/api/v1/namespaces/fuzz/configmaps/none"},
+	{"PATCH", "/api/v1/namespaces/fuzz/pods/target"},
+	{"PATCH", "/apis/apps/v1/namespaces/fuzz/deployments/target/scale"},
 }
 
-var contentTypes = []string{"application/json", "application/yaml", "application/vnd.kubernetes.protobuf", "", "text/plain", "application/json; charset=utf-8"}
+var contentTypes = []string{"application/json", "application/yaml", "application/vnd.kubernetes.protobuf", "", "text/plain", "application/json; charset=utf-8",
+	"application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json"}
 
 var fieldValidations = []string{"", "Strict", "Warn", "Ignore"}
 
@@ -112,6 +115,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"apiVersion":"autoscaling/v1","kind":"Scale","spec":{"replicas":1e99}}`), uint8(5), uint8(0), uint8(0))
 	f.Add([]byte(`{"kind":"DeleteOptions","gracePeriodSeconds":-5,"propagationPolicy":"x"}`), uint8(6), uint8(0), uint8(0))
 	f.Add([]byte(`[]`), uint8(0), uint8(0), uint8(4))
+	f.Add([]byte(`{"spec":{"containers":[{"name":"a","image":"y"}]}}`), uint8(7), uint8(1), uint8(8))
+	f.Add([]byte(`{"spec":{"replicas":2}}`), uint8(8), uint8(0), uint8(7))
 	f.Fuzz(func(t *testing.T, body []byte, target, fv, ct uint8) {
 		tg := decodeTargets[int(target)%len(decodeTargets)]
 		path := tg.path
@@ -158,6 +163,13 @@ func FuzzPatch(f *testing.F) {
 	f.Add([]byte(`null`), uint8(1))
 	f.Fuzz(func(t *testing.T, patch []byte, kind uint8) {
 		pt := patchTypes[int(kind)%len(patchTypes)]
+		// A panic is reported as a plain failure so that one crasher in the
+		// corpus does not abort the whole test binary.
+		defer func() {
+			if v := recover(); v != nil {
+				t.Fatalf("%s patch %q panicked: %v", pt, patch, v)
+			}
+		}()
 		out, err := applyPatch(pt, podJSON, patch, &corev1.Pod{})
 		if err != nil {
 			var st apierrors.APIStatus

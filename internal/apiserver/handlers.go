@@ -219,13 +219,8 @@ func (rq *request) list() error {
 		Continue:             rq.q.Get("continue"),
 		Match:                match,
 	}
-	switch opts.ResourceVersionMatch {
-	case "", "NotOlderThan", "Exact":
-	default:
-		return apierrors.NewBadRequest(fmt.Sprintf("invalid resourceVersionMatch %q", opts.ResourceVersionMatch))
-	}
-	if opts.ResourceVersionMatch != "" && (opts.ResourceVersion == "" || opts.Continue != "") {
-		return apierrors.NewBadRequest("resourceVersionMatch is forbidden unless resourceVersion is provided and continue is not")
+	if err := validateListOptions(rq.q, false); err != nil {
+		return err
 	}
 	if l := rq.q.Get("limit"); l != "" {
 		n, err := strconv.ParseInt(l, 10, 64)
@@ -361,7 +356,7 @@ func (rq *request) checkNamespace(acc metav1.Object) error {
 
 func (rq *request) create() error {
 	if rq.kind.Namespaced && rq.info.Namespace == "" {
-		return notFoundPath
+		return apierrors.NewMethodNotSupported(rq.kind.GroupResource(), "create")
 	}
 	dry, err := rq.dryRun()
 	if err != nil {
@@ -401,7 +396,7 @@ func (rq *request) create() error {
 	if errs := validation.ValidateCreate(obj); len(errs) > 0 {
 		return rq.invalid(acc.GetName(), errs)
 	}
-	if err := rq.s.admitNamespace(rq.ctx, rq.kind, acc.GetNamespace()); err != nil {
+	if err := rq.s.admitNamespace(rq.ctx, rq.kind, acc.GetNamespace(), acc.GetName()); err != nil {
 		return err
 	}
 	rq.info.Name = acc.GetName()
@@ -412,6 +407,9 @@ func (rq *request) create() error {
 		}
 	}
 	if dry {
+		if _, err := rq.res.Get(rq.ctx, acc.GetNamespace(), acc.GetName()); err == nil {
+			return apierrors.NewAlreadyExists(rq.kind.GroupResource(), acc.GetName())
+		}
 		return rq.writeObject(http.StatusCreated, obj)
 	}
 	stored, err := rq.res.Create(rq.ctx, acc.GetNamespace(), acc.GetName(), toStorage(rq.kind, obj))
@@ -487,6 +485,10 @@ func (rq *request) replace(next func(cur runtime.Object) (runtime.Object, error)
 		}
 		normalize(obj)
 		defaults.Apply(obj)
+		if acc.GetResourceVersion() == "" {
+			// An update without a resourceVersion is unconditional.
+			acc.SetResourceVersion(old.GetResourceVersion())
+		}
 		if errs := validation.ValidateUpdate(obj, cur); len(errs) > 0 {
 			return nil, rq.invalid(name, errs)
 		}
@@ -568,7 +570,7 @@ func pendingNamespaceFinalizers(obj runtime.Object) bool {
 }
 
 // admitNamespace refuses new objects in a missing or terminating namespace.
-func (s *Server) admitNamespace(ctx context.Context, k *registry.Kind, namespace string) error {
+func (s *Server) admitNamespace(ctx context.Context, k *registry.Kind, namespace, name string) error {
 	if !k.Namespaced {
 		return nil
 	}
@@ -586,7 +588,7 @@ func (s *Server) admitNamespace(ctx context.Context, k *registry.Kind, namespace
 	}
 	ns := obj.(*corev1.Namespace)
 	if ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating {
-		err := apierrors.NewForbidden(k.GroupResource(), "", fmt.Errorf("unable to create new content in namespace %s because it is being terminated", namespace))
+		err := apierrors.NewForbidden(k.GroupResource(), name, fmt.Errorf("unable to create new content in namespace %s because it is being terminated", namespace))
 		err.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: corev1.NamespaceTerminatingCause, Message: fmt.Sprintf("namespace %s is being terminated", namespace), Field: "metadata.namespace"}}
 		return err
 	}
@@ -634,7 +636,10 @@ func (rq *request) deleteOptions() (*metav1.DeleteOptions, error) {
 		switch *p {
 		case metav1.DeletePropagationOrphan, metav1.DeletePropagationBackground, metav1.DeletePropagationForeground:
 		default:
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("propagationPolicy must be one of Orphan, Background or Foreground, not %q", *p))
+			return nil, apierrors.NewInvalid(metav1.SchemeGroupVersion.WithKind("DeleteOptions").GroupKind(), "", field.ErrorList{
+				field.NotSupported(field.NewPath("propagationPolicy"), *p, []string{
+					string(metav1.DeletePropagationForeground), string(metav1.DeletePropagationBackground), string(metav1.DeletePropagationOrphan)}),
+			})
 		}
 		if opts.OrphanDependents != nil {
 			return nil, apierrors.NewBadRequest("orphanDependents and propagationPolicy cannot both be set")
@@ -888,4 +893,44 @@ func keepClusterIP(obj, cur runtime.Object) {
 	if len(svc.Spec.IPFamilies) == 0 {
 		svc.Spec.IPFamilies = old.Spec.IPFamilies
 	}
+}
+
+var listOptionsGK = metav1.SchemeGroupVersion.WithKind("ListOptions").GroupKind()
+
+// validateListOptions checks the list and watch parameters the way upstream
+// validates ListOptions (422 Invalid).
+func validateListOptions(q url.Values, watch bool) error {
+	var errs field.ErrorList
+	rv, match := q.Get("resourceVersion"), q.Get("resourceVersionMatch")
+	sendInitial := q.Get("sendInitialEvents")
+	switch match {
+	case "":
+	case string(metav1.ResourceVersionMatchNotOlderThan), string(metav1.ResourceVersionMatchExact):
+		switch {
+		case watch && sendInitial == "":
+			errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"), "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"))
+		case !watch && rv == "":
+			errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"), "resourceVersionMatch is forbidden unless resourceVersion is provided"))
+		case !watch && q.Get("continue") != "":
+			errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"), "resourceVersionMatch is forbidden when continue is provided"))
+		case match == string(metav1.ResourceVersionMatchExact) && rv == "0":
+			errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"), `resourceVersionMatch "exact" is forbidden for resourceVersion "0"`))
+		}
+	default:
+		errs = append(errs, field.NotSupported(field.NewPath("resourceVersionMatch"), match,
+			[]string{string(metav1.ResourceVersionMatchExact), string(metav1.ResourceVersionMatchNotOlderThan), ""}))
+	}
+	if sendInitial != "" {
+		if !watch {
+			errs = append(errs, field.Forbidden(field.NewPath("sendInitialEvents"), "sendInitialEvents is forbidden for list"))
+		} else if match != string(metav1.ResourceVersionMatchNotOlderThan) {
+			errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"), "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"))
+		} else if !isTrue(q.Get("allowWatchBookmarks")) && isTrue(sendInitial) {
+			errs = append(errs, field.Forbidden(field.NewPath("allowWatchBookmarks"), "sendInitialEvents requires setting allowWatchBookmarks to true"))
+		}
+	}
+	if len(errs) > 0 {
+		return apierrors.NewInvalid(listOptionsGK, "", errs)
+	}
+	return nil
 }

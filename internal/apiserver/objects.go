@@ -115,7 +115,9 @@ func resetStatus(k *registry.Kind, obj runtime.Object) {
 		o.Status = corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending}
 		return
 	case *corev1.Namespace:
-		o.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
+		// Empty, so defaulting treats it as new: phase Active and the
+		// kubernetes finalizer.
+		o.Status = corev1.NamespaceStatus{}
 		return
 	}
 	if f, ok := structField(obj, "Status"); ok {

@@ -27,8 +27,14 @@ func (rq *request) patchType() (types.PatchType, error) {
 	return "", unsupportedMediaType(ct)
 }
 
-// applyPatch applies a patch document to the JSON of an object.
-func applyPatch(pt types.PatchType, original, patch []byte, schema runtime.Object) ([]byte, error) {
+// applyPatch applies a patch document to the JSON of an object. The patch
+// libraries panic on some malformed documents; those are bad requests too.
+func applyPatch(pt types.PatchType, original, patch []byte, schema runtime.Object) (out []byte, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			out, err = nil, invalidPatch(fmt.Errorf("malformed patch: %v", v))
+		}
+	}()
 	switch pt {
 	case types.JSONPatchType:
 		p, err := jsonpatch.DecodePatch(patch)

@@ -151,6 +151,7 @@ func (rq *request) bind() error {
 		return err
 	}
 	gr := rq.kind.GroupResource()
+	gr.Resource += "/binding"
 	assign := func(cur runtime.Object) (runtime.Object, error) {
 		pod := cur.(*corev1.Pod)
 		if pod.DeletionTimestamp != nil {

@@ -32,13 +32,12 @@ func (rq *request) watch() error {
 		AllowBookmarks:  isTrue(rq.q.Get("allowWatchBookmarks")),
 		Match:           match,
 	}
+	if err := validateListOptions(rq.q, true); err != nil {
+		return err
+	}
 	if v := rq.q.Get("sendInitialEvents"); v != "" {
 		b := isTrue(v)
 		opts.SendInitialEvents = &b
-		if b && rq.q.Get("resourceVersionMatch") != "NotOlderThan" {
-			return apierrors.NewInvalid(metav1.SchemeGroupVersion.WithKind("ListOptions").GroupKind(), "",
-				fieldErrors("resourceVersionMatch", rq.q.Get("resourceVersionMatch"), "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"))
-		}
 	}
 	timeout := time.Duration(1800+rand.IntN(1800)) * time.Second
 	if v := rq.q.Get("timeoutSeconds"); v != "" {
@@ -52,6 +51,7 @@ func (rq *request) watch() error {
 	}
 	ctx, cancel := context.WithTimeout(rq.ctx, timeout)
 	defer cancel()
+	opts.Deadline, _ = ctx.Deadline()
 	w, err := rq.res.Watch(ctx, opts)
 	if err != nil {
 		if errors.Is(err, storage.ErrExpired) {
@@ -102,14 +102,11 @@ func (rq *request) watch() error {
 
 // encodeEvent frames one watch event in the negotiated format.
 func (rq *request) encodeEvent(buf *bytes.Buffer, ev watch.Event) error {
-	obj := ev.Object
-	if ev.Type != watch.Bookmark {
-		obj = toServed(rq.kind, obj)
-	} else if rq.kind.GVK != rq.kind.StorageGVK {
-		obj = toServed(rq.kind, obj)
-	}
-	switch rq.out.as {
-	case "Table":
+	obj := toServed(rq.kind, ev.Object)
+	switch as := rq.out.as; {
+	case ev.Type == watch.Error:
+		// A Status, whatever the client asked the objects to look like.
+	case as == "Table":
 		if ev.Type == watch.Bookmark {
 			obj = &metav1.Table{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "Table"},
 				ListMeta: metav1.ListMeta{ResourceVersion: accessor(obj).GetResourceVersion()}}
@@ -120,7 +117,7 @@ func (rq *request) encodeEvent(buf *bytes.Buffer, ev watch.Event) error {
 			return err
 		}
 		obj = t
-	case "PartialObjectMetadata", "PartialObjectMetadataList":
+	case as == "PartialObjectMetadata" || as == "PartialObjectMetadataList":
 		obj = partialMetadata(obj)
 	}
 	if rq.out.mediaType == mediaProtobuf {

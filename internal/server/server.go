@@ -63,6 +63,7 @@ type Server struct {
 	stopped    chan struct{}
 	err        error
 	pki        *pki.Bundle
+	etcd       []string
 }
 
 // New validates cfg and fills defaults; Start runs the server.
@@ -90,6 +91,9 @@ func (s *Server) URL() string { return s.url }
 
 // KubeconfigPath is where the admin kubeconfig was written.
 func (s *Server) KubeconfigPath() string { return s.kubeconfig }
+
+// EtcdEndpoints are the client URLs of the etcd the server uses.
+func (s *Server) EtcdEndpoints() []string { return s.etcd }
 
 // PKI returns the cluster's certificates once ready.
 func (s *Server) PKI() *pki.Bundle { return s.pki }
@@ -145,6 +149,7 @@ func (s *Server) run(ctx context.Context) error {
 		defer member.Close()
 		endpoints = member.Endpoints()
 	}
+	s.etcd = endpoints
 	client, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 10 * time.Second, Logger: quietZap()})
 	if err != nil {
 		return fmt.Errorf("server: etcd client: %w", err)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 )
@@ -169,15 +171,15 @@ func (c *cache) follow(ctx context.Context, rev int64) error {
 func (c *cache) toEvent(ev *clientv3.Event) *Event {
 	key := string(ev.Kv.Key)
 	e := &Event{Key: key, Rev: ev.Kv.ModRevision}
-	if ev.PrevKv != nil {
+	// The cache usually holds the previous state already; decode etcd's
+	// copy only when it does not (or holds another revision of it).
+	c.mu.RLock()
+	e.Prev = c.objects[key]
+	c.mu.RUnlock()
+	if ev.PrevKv != nil && (e.Prev == nil || accessorRV(e.Prev) != ev.PrevKv.ModRevision) {
 		if prev, err := c.r.codec.decode(ev.PrevKv.Value, ev.PrevKv.ModRevision); err == nil {
 			e.Prev = prev
 		}
-	}
-	if e.Prev == nil {
-		c.mu.RLock()
-		e.Prev = c.objects[key]
-		c.mu.RUnlock()
 	}
 	switch ev.Type {
 	case clientv3.EventTypeDelete:
@@ -349,4 +351,13 @@ func (c *cache) remove(w *cacheWatcher) {
 	delete(c.watchers, w)
 	c.mu.Unlock()
 	w.terminate()
+}
+
+func accessorRV(obj runtime.Object) int64 {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return 0
+	}
+	rv, _ := strconv.ParseInt(acc.GetResourceVersion(), 10, 64)
+	return rv
 }

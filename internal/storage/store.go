@@ -215,7 +215,15 @@ func (r *Resource) Create(ctx context.Context, namespace, name string, obj runti
 	if !resp.Succeeded {
 		return nil, ErrExists
 	}
-	return r.codec.decode(data, resp.Header.Revision)
+	return stamped(obj, r.codec.gvk, resp.Header.Revision)
+}
+
+// stamped returns obj as stored at rev without decoding it again: a copy
+// with the resourceVersion and kind set.
+func stamped(obj runtime.Object, gvk schema.GroupVersionKind, rev int64) (runtime.Object, error) {
+	obj = obj.DeepCopyObject()
+	obj.GetObjectKind().SetGroupVersionKind(gvk)
+	return obj, setRV(obj, rev)
 }
 
 // UpdateFunc computes the new object from the current one, which it may
@@ -262,7 +270,7 @@ func (r *Resource) Update(ctx context.Context, namespace, name string, fn Update
 			return nil, err
 		}
 		if txn.Succeeded {
-			return r.codec.decode(data, txn.Header.Revision)
+			return stamped(next, r.codec.gvk, txn.Header.Revision)
 		}
 		if attempt > 100 {
 			return nil, ErrConflict
@@ -353,13 +361,14 @@ func (r *Resource) List(ctx context.Context, opts ListOptions) (*ListResult, err
 	case opts.Limit > 0 && opts.ResourceVersion == "":
 		return r.listEtcd(ctx, opts, 0)
 	}
-	want := rv
-	if opts.ResourceVersion == "" {
-		cur, err := r.store.CurrentRevision(ctx)
-		if err != nil {
-			return nil, err
-		}
-		want = cur
+	// Lists are consistent: the cache must have caught up with etcd's
+	// current revision, which also satisfies any NotOlderThan revision.
+	want, err := r.store.CurrentRevision(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if rv > want {
+		want = rv
 	}
 	if err := r.cache.waitFresh(ctx, want); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,7 +12,9 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 )
 
@@ -30,6 +33,9 @@ type WatchOptions struct {
 	Match             func(obj runtime.Object) bool
 	// BookmarkInterval is how often bookmarks are sent; 0 means 1 minute.
 	BookmarkInterval time.Duration
+	// Deadline is when the client's watch ends; a bookmark is sent shortly
+	// before, as upstream does, so the client resumes from a recent revision.
+	Deadline time.Time
 }
 
 // Watcher delivers watch events until stopped.
@@ -76,7 +82,9 @@ func (r *Resource) Watch(ctx context.Context, opts WatchOptions) (Watcher, error
 		match:     opts.Match,
 		bookmarks: opts.AllowBookmarks,
 		interval:  opts.BookmarkInterval,
+		deadline:  opts.Deadline,
 		newObj:    r.codec.newObj,
+		gvk:       r.codec.gvk,
 	}
 	if r.spec.Namespaced && opts.Namespace != "" {
 		w.keyPrefix += opts.Namespace + "/"
@@ -134,7 +142,9 @@ type cacheWatcher struct {
 	match     func(runtime.Object) bool
 	bookmarks bool
 	interval  time.Duration
+	deadline  time.Time
 	newObj    func() runtime.Object
+	gvk       schema.GroupVersionKind
 }
 
 func (w *cacheWatcher) ResultChan() <-chan watch.Event { return w.out }
@@ -185,9 +195,20 @@ func (w *cacheWatcher) run(backlog []*Event, start int64, endBookmark bool) {
 	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
+	var beforeEnd <-chan time.Time
+	if !w.deadline.IsZero() && w.bookmarks {
+		t := time.NewTimer(max(time.Until(w.deadline)-2*time.Second, 0))
+		defer t.Stop()
+		beforeEnd = t.C
+	}
 	sent := last
 	for {
 		select {
+		case <-beforeEnd:
+			if !w.emit(watch.Event{Type: watch.Bookmark, Object: w.bookmark(last, false)}) {
+				return
+			}
+			sent = last
 		case it := <-w.in:
 			if it.event == nil {
 				last = max(last, it.rev)
@@ -215,6 +236,7 @@ func (w *cacheWatcher) run(backlog []*Event, start int64, endBookmark bool) {
 
 func (w *cacheWatcher) bookmark(rev int64, initialEnd bool) runtime.Object {
 	obj := w.newObj()
+	obj.GetObjectKind().SetGroupVersionKind(w.gvk)
 	acc, _ := meta.Accessor(obj)
 	acc.SetResourceVersion(strconv.FormatInt(rev, 10))
 	if initialEnd {
@@ -295,6 +317,10 @@ func (r *Resource) watchEtcd(ctx context.Context, rv int64, w *cacheWatcher) (Wa
 		for {
 			select {
 			case resp, ok := <-wch:
+				if ok && resp.CompactRevision != 0 {
+					w.emit(watch.Event{Type: watch.Error, Object: expiredStatus(rv)})
+					return
+				}
 				if !ok || resp.Err() != nil {
 					return
 				}
@@ -310,4 +336,13 @@ func (r *Resource) watchEtcd(ctx context.Context, rv int64, w *cacheWatcher) (Wa
 		}
 	}()
 	return w, nil
+}
+
+// expiredStatus is the 410 a watch from a compacted revision ends with.
+func expiredStatus(rv int64) *metav1.Status {
+	return &metav1.Status{
+		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
+		Status:   metav1.StatusFailure, Code: http.StatusGone, Reason: metav1.StatusReasonExpired,
+		Message: fmt.Sprintf("too old resource version: %d", rv),
+	}
 }

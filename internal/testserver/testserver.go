@@ -31,8 +31,10 @@ type Server struct {
 	Kubeconfig string
 	Config     *rest.Config
 	Client     kubernetes.Interface
-	srv        *server.Server
-	cancel     context.CancelFunc
+	// EtcdEndpoints reach the server's etcd directly (to compact it, say).
+	EtcdEndpoints []string
+	srv           *server.Server
+	cancel        context.CancelFunc
 }
 
 // Start starts a control plane and stops it when the test ends.
@@ -63,7 +65,7 @@ func Start(t testing.TB, opts Options) *Server {
 		cancel()
 		t.Fatal("lotse server did not become ready in 60s")
 	}
-	s := &Server{DataDir: dir, URL: srv.URL(), Kubeconfig: srv.KubeconfigPath(), srv: srv, cancel: cancel}
+	s := &Server{DataDir: dir, URL: srv.URL(), Kubeconfig: srv.KubeconfigPath(), EtcdEndpoints: srv.EtcdEndpoints(), srv: srv, cancel: cancel}
 	cfg, err := clientcmd.BuildConfigFromFlags("", s.Kubeconfig)
 	if err != nil {
 		s.Stop()
