@@ -244,6 +244,9 @@ func (rq *request) list() error {
 		items[i] = toServed(rq.kind, obj)
 	}
 	lm := metav1.ListMeta{ResourceVersion: strconv.FormatInt(res.ResourceVersion, 10), Continue: res.Continue, RemainingItemCount: res.RemainingItemCount}
+	if done, err := rq.streamList(items, res.Encodings, lm); done || err != nil {
+		return err
+	}
 	return rq.writeList(items, lm)
 }
 

@@ -101,7 +101,8 @@ func (rq *request) watch() error {
 }
 
 // encodeEvent frames one watch event in the negotiated format.
-func (rq *request) encodeEvent(buf *bytes.Buffer, ev watch.Event) error {
+func (rq *request) encodeEvent(buf *bytes.Buffer, sev storage.WatchEvent) error {
+	ev, enc := sev.Event, sev.Enc
 	obj := toServed(rq.kind, ev.Object)
 	switch as := rq.out.as; {
 	case ev.Type == watch.Error:
@@ -123,11 +124,11 @@ func (rq *request) encodeEvent(buf *bytes.Buffer, ev watch.Event) error {
 	if rq.out.mediaType == mediaProtobuf {
 		// The frame is a raw WatchEvent message whose object is a regular
 		// protobuf-encoded object, as client-go's streaming decoder expects.
-		var inner bytes.Buffer
-		if err := protoSerializer.Encode(obj, &inner); err != nil {
+		inner, err := rq.eventObjectProtobuf(obj, enc)
+		if err != nil {
 			return err
 		}
-		we := &metav1.WatchEvent{Type: string(ev.Type), Object: runtime.RawExtension{Raw: inner.Bytes()}}
+		we := &metav1.WatchEvent{Type: string(ev.Type), Object: runtime.RawExtension{Raw: inner}}
 		outer, err := we.Marshal()
 		if err != nil {
 			return err
@@ -141,12 +142,27 @@ func (rq *request) encodeEvent(buf *bytes.Buffer, ev watch.Event) error {
 	buf.WriteString(`{"type":"`)
 	buf.WriteString(string(ev.Type))
 	buf.WriteString(`","object":`)
-	if err := rq.out.encoder.Encode(obj, buf); err != nil {
+	b, err := rq.eventObjectJSON(obj, enc)
+	if err != nil {
 		return err
 	}
-	// The JSON encoder ends objects with a newline; keep one per event.
-	b := bytes.TrimRight(buf.Bytes(), "\n")
-	buf.Truncate(len(b))
+	buf.Write(b)
 	buf.WriteString("}\n")
 	return nil
+}
+
+// eventObjectJSON encodes an event's object, sharing the bytes with every
+// other watcher when the object is sent as stored.
+func (rq *request) eventObjectJSON(obj runtime.Object, enc *storage.Encodings) ([]byte, error) {
+	if rq.out.as != "" {
+		enc = nil
+	}
+	return rq.objectJSON(obj, enc)
+}
+
+func (rq *request) eventObjectProtobuf(obj runtime.Object, enc *storage.Encodings) ([]byte, error) {
+	if rq.out.as != "" {
+		enc = nil
+	}
+	return rq.objectProtobuf(obj, enc)
 }

@@ -23,6 +23,44 @@ type Event struct {
 	// Prev is the state before a Modified or Deleted event.
 	Prev runtime.Object
 	Rev  int64
+	// Enc holds Object's encodings, shared by every watcher and list.
+	Enc *Encodings
+}
+
+// Encodings memoizes the serialized forms of one cached object, so that an
+// object listed or watched by many clients is encoded once per format.
+// A nil *Encodings memoizes nothing.
+type Encodings struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+// Get returns the object's encoding in format, calling encode the first
+// time. Concurrent callers wait for one encoding instead of each making one.
+func (e *Encodings) Get(format string, encode func() ([]byte, error)) ([]byte, error) {
+	if e == nil {
+		return encode()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if b, ok := e.m[format]; ok {
+		return b, nil
+	}
+	b, err := encode()
+	if err != nil {
+		return nil, err
+	}
+	if e.m == nil {
+		e.m = make(map[string][]byte, 2)
+	}
+	e.m[format] = b
+	return b, nil
+}
+
+// entry is one cached object.
+type entry struct {
+	obj runtime.Object
+	enc *Encodings
 }
 
 // cache mirrors one resource's objects from etcd and fans its changes out
@@ -32,7 +70,7 @@ type cache struct {
 	window int
 
 	mu      sync.RWMutex
-	objects map[string]runtime.Object
+	objects map[string]*entry
 	rev     int64
 	// ring holds the most recent events, oldest first, for resuming watches.
 	ring     []*Event
@@ -51,7 +89,7 @@ func newCache(r *Resource, window int) *cache {
 	return &cache{
 		r:        r,
 		window:   window,
-		objects:  map[string]runtime.Object{},
+		objects:  map[string]*entry{},
 		watchers: map[*cacheWatcher]struct{}{},
 		advanced: make(chan struct{}),
 		ready:    make(chan struct{}),
@@ -91,7 +129,7 @@ func (c *cache) run(ctx context.Context) {
 // relist loads every object at one revision and replaces the cache content.
 // Watchers cannot be told what they missed, so they are ended and reconnect.
 func (c *cache) relist(ctx context.Context) (int64, error) {
-	objects := map[string]runtime.Object{}
+	objects := map[string]*entry{}
 	end := clientv3.GetPrefixRangeEnd(c.r.prefix)
 	from := c.r.prefix
 	var rev int64
@@ -113,7 +151,7 @@ func (c *cache) relist(ctx context.Context) (int64, error) {
 				c.r.store.log.Error("skipping undecodable object", "key", string(kv.Key), "err", err)
 				continue
 			}
-			objects[string(kv.Key)] = obj
+			objects[string(kv.Key)] = &entry{obj: obj, enc: &Encodings{}}
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
 			break
@@ -174,7 +212,9 @@ func (c *cache) toEvent(ev *clientv3.Event) *Event {
 	// The cache usually holds the previous state already; decode etcd's
 	// copy only when it does not (or holds another revision of it).
 	c.mu.RLock()
-	e.Prev = c.objects[key]
+	if cur := c.objects[key]; cur != nil {
+		e.Prev = cur.obj
+	}
 	c.mu.RUnlock()
 	if ev.PrevKv != nil && (e.Prev == nil || accessorRV(e.Prev) != ev.PrevKv.ModRevision) {
 		if prev, err := c.r.codec.decode(ev.PrevKv.Value, ev.PrevKv.ModRevision); err == nil {
@@ -189,14 +229,14 @@ func (c *cache) toEvent(ev *clientv3.Event) *Event {
 		// A deleted object reports the deletion's revision, as upstream does.
 		obj := e.Prev.DeepCopyObject()
 		_ = setRV(obj, ev.Kv.ModRevision)
-		e.Type, e.Object = watch.Deleted, obj
+		e.Type, e.Object, e.Enc = watch.Deleted, obj, &Encodings{}
 	default:
 		obj, err := c.r.codec.decode(ev.Kv.Value, ev.Kv.ModRevision)
 		if err != nil {
 			c.r.store.log.Error("skipping undecodable object", "key", key, "err", err)
 			return nil
 		}
-		e.Object = obj
+		e.Object, e.Enc = obj, &Encodings{}
 		if ev.IsCreate() {
 			e.Type, e.Prev = watch.Added, nil
 		} else {
@@ -213,7 +253,7 @@ func (c *cache) apply(events []*Event, rev int64) {
 		if e.Type == watch.Deleted {
 			delete(c.objects, e.Key)
 		} else {
-			c.objects[e.Key] = e.Object
+			c.objects[e.Key] = &entry{obj: e.Object, enc: e.Enc}
 		}
 		c.push(e)
 	}
@@ -278,8 +318,11 @@ func (c *cache) eventsAfterLocked(rev int64) ([]*Event, bool) {
 func (c *cache) get(key string) (runtime.Object, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	obj, ok := c.objects[key]
-	return obj, ok
+	e, ok := c.objects[key]
+	if !ok {
+		return nil, false
+	}
+	return e.obj, true
 }
 
 // waitFresh waits until the cache has seen etcd revision rev.
@@ -323,25 +366,25 @@ func (c *cache) list(opts ListOptions) *ListResult {
 	}
 	type kv struct {
 		key string
-		obj runtime.Object
+		*entry
 	}
 	c.mu.RLock()
 	matched := make([]kv, 0, len(c.objects))
-	for k, obj := range c.objects {
+	for k, e := range c.objects {
 		if !strings.HasPrefix(k, prefix) {
 			continue
 		}
-		if opts.Match != nil && !opts.Match(obj) {
+		if opts.Match != nil && !opts.Match(e.obj) {
 			continue
 		}
-		matched = append(matched, kv{k, obj})
+		matched = append(matched, kv{k, e})
 	}
 	rev := c.rev
 	c.mu.RUnlock()
 	sort.Slice(matched, func(i, j int) bool { return matched[i].key < matched[j].key })
-	res := &ListResult{Items: make([]runtime.Object, len(matched)), ResourceVersion: rev}
+	res := &ListResult{Items: make([]runtime.Object, len(matched)), Encodings: make([]*Encodings, len(matched)), ResourceVersion: rev}
 	for i, m := range matched {
-		res.Items[i] = m.obj
+		res.Items[i], res.Encodings[i] = m.obj, m.enc
 	}
 	return res
 }

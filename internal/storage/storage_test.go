@@ -149,7 +149,7 @@ func next(t *testing.T, w Watcher) watch.Event {
 		if !ok {
 			t.Fatal("watch closed")
 		}
-		return ev
+		return ev.Event
 	case <-time.After(5 * time.Second):
 		t.Fatal("no watch event in 5s")
 	}

@@ -332,7 +332,9 @@ type ListOptions struct {
 
 // ListResult is one page of a list.
 type ListResult struct {
-	Items              []runtime.Object
+	Items []runtime.Object
+	// Encodings, when set, memoize each item's serialized forms.
+	Encodings          []*Encodings
 	ResourceVersion    int64
 	Continue           string
 	RemainingItemCount *int64

@@ -40,8 +40,15 @@ type WatchOptions struct {
 
 // Watcher delivers watch events until stopped.
 type Watcher interface {
-	ResultChan() <-chan watch.Event
+	ResultChan() <-chan WatchEvent
 	Stop()
+}
+
+// WatchEvent is a watch event with the shared encodings of its object
+// (nil for bookmarks and errors).
+type WatchEvent struct {
+	watch.Event
+	Enc *Encodings
 }
 
 // Watch starts a watch. Watches resume from any revision the cache still
@@ -76,7 +83,7 @@ func (r *Resource) Watch(ctx context.Context, opts WatchOptions) (Watcher, error
 	}
 	w := &cacheWatcher{
 		in:        make(chan watchItem, 1024),
-		out:       make(chan watch.Event),
+		out:       make(chan WatchEvent),
 		done:      make(chan struct{}),
 		keyPrefix: r.prefix,
 		match:     opts.Match,
@@ -102,7 +109,7 @@ func (r *Resource) Watch(ctx context.Context, opts WatchOptions) (Watcher, error
 		sort.Strings(keys)
 		backlog = make([]*Event, 0, len(keys))
 		for _, k := range keys {
-			backlog = append(backlog, &Event{Type: watch.Added, Key: k, Object: c.objects[k]})
+			backlog = append(backlog, &Event{Type: watch.Added, Key: k, Object: c.objects[k].obj, Enc: c.objects[k].enc})
 		}
 	} else {
 		events, ok := c.eventsAfterLocked(rv)
@@ -135,7 +142,7 @@ type watchItem struct {
 // cacheWatcher filters the cache's events for one client.
 type cacheWatcher struct {
 	in        chan watchItem
-	out       chan watch.Event
+	out       chan WatchEvent
 	done      chan struct{}
 	stopOnce  sync.Once
 	keyPrefix string
@@ -147,7 +154,7 @@ type cacheWatcher struct {
 	gvk       schema.GroupVersionKind
 }
 
-func (w *cacheWatcher) ResultChan() <-chan watch.Event { return w.out }
+func (w *cacheWatcher) ResultChan() <-chan WatchEvent { return w.out }
 
 func (w *cacheWatcher) Stop() { w.terminate() }
 
@@ -280,12 +287,14 @@ func (w *cacheWatcher) deliver(e *Event) bool {
 		}
 		typ = watch.Deleted
 	}
-	return w.emit(watch.Event{Type: typ, Object: e.Object})
+	return w.emitEnc(watch.Event{Type: typ, Object: e.Object}, e.Enc)
 }
 
-func (w *cacheWatcher) emit(ev watch.Event) bool {
+func (w *cacheWatcher) emit(ev watch.Event) bool { return w.emitEnc(ev, nil) }
+
+func (w *cacheWatcher) emitEnc(ev watch.Event, enc *Encodings) bool {
 	select {
-	case w.out <- ev:
+	case w.out <- WatchEvent{Event: ev, Enc: enc}:
 		return true
 	case <-w.done:
 		return false

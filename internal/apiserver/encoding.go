@@ -1,0 +1,164 @@
+package apiserver
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"net/http"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/lotse/lotse/internal/storage"
+)
+
+// protoMessage is what the generated k8s.io/api types implement.
+type protoMessage interface {
+	Marshal() ([]byte, error)
+}
+
+// protobufMagic starts every Kubernetes protobuf document.
+var protobufMagic = []byte{0x6b, 0x38, 0x73, 0x00}
+
+// Memo keys for storage.Encodings.
+const (
+	encJSON     = "json"      // the object as a JSON document, no newline
+	encProtobuf = "protobuf"  // the object as a Kubernetes protobuf document
+	encProtoRaw = "proto-raw" // the bare protobuf message, as a list item
+)
+
+// memoFor returns the encodings memo that may be used for obj as served:
+// only objects served exactly as stored share bytes with the cache.
+func (rq *request) memoFor(enc *storage.Encodings) *storage.Encodings {
+	if rq.kind.GVK != rq.kind.StorageGVK || rq.out.pretty {
+		return nil
+	}
+	return enc
+}
+
+func (rq *request) objectJSON(obj runtime.Object, enc *storage.Encodings) ([]byte, error) {
+	return rq.memoFor(enc).Get(encJSON, func() ([]byte, error) {
+		var buf bytes.Buffer
+		if err := jsonSerializer.Encode(obj, &buf); err != nil {
+			return nil, err
+		}
+		return bytes.TrimRight(buf.Bytes(), "\n"), nil
+	})
+}
+
+func (rq *request) objectProtobuf(obj runtime.Object, enc *storage.Encodings) ([]byte, error) {
+	return rq.memoFor(enc).Get(encProtobuf, func() ([]byte, error) {
+		var buf bytes.Buffer
+		err := protoSerializer.Encode(obj, &buf)
+		return buf.Bytes(), err
+	})
+}
+
+func (rq *request) objectProtoRaw(obj runtime.Object, enc *storage.Encodings) ([]byte, error) {
+	return rq.memoFor(enc).Get(encProtoRaw, func() ([]byte, error) {
+		m, ok := obj.(protoMessage)
+		if !ok {
+			return nil, errNotProto
+		}
+		return m.Marshal()
+	})
+}
+
+var errNotProto = &json.UnsupportedTypeError{}
+
+// streamList writes a plain JSON or protobuf list item by item from the
+// items' memoized encodings, instead of encoding the whole list into one
+// buffer. It reports false when the request needs the general path.
+func (rq *request) streamList(items []runtime.Object, encs []*storage.Encodings, lm metav1.ListMeta) (bool, error) {
+	if rq.out.as != "" || rq.out.pretty || rq.r.Method == http.MethodHead {
+		return false, nil
+	}
+	encAt := func(i int) *storage.Encodings {
+		if i < len(encs) {
+			return encs[i]
+		}
+		return nil
+	}
+	listKind := rq.kind.GVK.Kind + "List"
+	apiVersion := rq.kind.GVK.GroupVersion().String()
+	switch rq.out.mediaType {
+	case mediaJSON:
+		parts := make([][]byte, len(items))
+		for i, obj := range items {
+			b, err := rq.objectJSON(obj, encAt(i))
+			if err != nil {
+				return false, nil
+			}
+			parts[i] = b
+		}
+		meta, err := json.Marshal(lm)
+		if err != nil {
+			return false, nil
+		}
+		rq.w.Header().Set("Content-Type", mediaJSON)
+		rq.w.WriteHeader(http.StatusOK)
+		bw := bufio.NewWriterSize(rq.w, 64<<10)
+		bw.WriteString(`{"kind":"` + listKind + `","apiVersion":"` + apiVersion + `","metadata":`)
+		bw.Write(meta)
+		bw.WriteString(`,"items":[`)
+		for i, p := range parts {
+			if i > 0 {
+				bw.WriteByte(',')
+			}
+			bw.Write(p)
+		}
+		bw.WriteString("]}\n")
+		return true, bw.Flush()
+	case mediaProtobuf:
+		parts := make([][]byte, len(items))
+		for i, obj := range items {
+			b, err := rq.objectProtoRaw(obj, encAt(i))
+			if err != nil {
+				return false, nil
+			}
+			parts[i] = b
+		}
+		meta, err := lm.Marshal()
+		if err != nil {
+			return false, nil
+		}
+		// The list message: field 1 ListMeta, field 2 repeated items.
+		rawLen := fieldLen(len(meta))
+		for _, p := range parts {
+			rawLen += fieldLen(len(p))
+		}
+		// The runtime.Unknown envelope: field 1 TypeMeta, field 2 raw.
+		typeMeta := appendField(appendField(nil, 1, []byte(apiVersion)), 2, []byte(listKind))
+		rq.w.Header().Set("Content-Type", mediaProtobuf)
+		rq.w.WriteHeader(http.StatusOK)
+		bw := bufio.NewWriterSize(rq.w, 64<<10)
+		bw.Write(protobufMagic)
+		bw.Write(appendField(nil, 1, typeMeta))
+		bw.Write(appendTag(nil, 2, rawLen))
+		bw.Write(appendField(nil, 1, meta))
+		for _, p := range parts {
+			bw.Write(appendTag(nil, 2, len(p)))
+			bw.Write(p)
+		}
+		return true, bw.Flush()
+	}
+	return false, nil
+}
+
+// appendTag appends a length-delimited field header.
+func appendTag(b []byte, field int, n int) []byte {
+	b = binary.AppendUvarint(b, uint64(field<<3|2))
+	return binary.AppendUvarint(b, uint64(n))
+}
+
+func appendField(b []byte, field int, data []byte) []byte {
+	return append(appendTag(b, field, len(data)), data...)
+}
+
+// fieldLen is the encoded size of a length-delimited field of n bytes
+// with a one-byte tag.
+func fieldLen(n int) int {
+	var tmp [binary.MaxVarintLen64]byte
+	return 1 + binary.PutUvarint(tmp[:], uint64(n)) + n
+}
