@@ -10,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/lotse/lotse/internal/apiserver/printers"
@@ -19,8 +18,6 @@ import (
 func fieldErrors(path string, value any, detail string) field.ErrorList {
 	return field.ErrorList{field.Invalid(field.NewPath(path), value, detail)}
 }
-
-func typesPatch(s string) types.PatchType { return types.PatchType(s) }
 
 // encode writes obj in the negotiated media type, ignoring any as=.
 func (rq *request) encode(code int, obj runtime.Object) error {

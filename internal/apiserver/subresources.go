@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 var scaleGVK = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
@@ -80,13 +81,11 @@ func (rq *request) serveScale() error {
 	if err != nil {
 		return err
 	}
-	var pt = ""
+	var pt types.PatchType // empty for PUT
 	if rq.info.Verb == "patch" {
-		t, err := rq.patchType()
-		if err != nil {
+		if pt, err = rq.patchType(); err != nil {
 			return err
 		}
-		pt = string(t)
 	}
 	result, err := rq.replace(func(cur runtime.Object) (runtime.Object, error) {
 		sc, err := scaleOf(cur)
@@ -98,7 +97,7 @@ func (rq *request) serveScale() error {
 			want, err = rq.decode(body, rq.r.Header.Get("Content-Type"), &autoscalingv1.Scale{TypeMeta: metav1.TypeMeta{APIVersion: "autoscaling/v1", Kind: "Scale"}})
 		} else {
 			original, _ := runtime.Encode(jsonSerializer, sc)
-			patched, perr := applyPatch(typesPatch(pt), original, body, &autoscalingv1.Scale{})
+			patched, perr := applyPatch(pt, original, body, &autoscalingv1.Scale{})
 			if perr != nil {
 				return nil, perr
 			}

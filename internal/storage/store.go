@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -226,6 +226,20 @@ func stamped(obj runtime.Object, gvk schema.GroupVersionKind, rev int64) (runtim
 	return obj, setRV(obj, rev)
 }
 
+// read returns the stored value of key and its decoded object.
+func (r *Resource) read(ctx context.Context, key string) (*mvccpb.KeyValue, runtime.Object, error) {
+	resp, err := r.store.client.Get(ctx, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil, ErrNotFound
+	}
+	kv := resp.Kvs[0]
+	obj, err := r.codec.decode(kv.Value, kv.ModRevision)
+	return kv, obj, err
+}
+
 // UpdateFunc computes the new object from the current one, which it may
 // modify (it is a private copy). Returning an error aborts the update.
 type UpdateFunc func(current runtime.Object) (runtime.Object, error)
@@ -236,15 +250,7 @@ type UpdateFunc func(current runtime.Object) (runtime.Object, error)
 func (r *Resource) Update(ctx context.Context, namespace, name string, fn UpdateFunc) (runtime.Object, error) {
 	key := r.Key(namespace, name)
 	for attempt := 0; ; attempt++ {
-		resp, err := r.store.client.Get(ctx, key)
-		if err != nil {
-			return nil, err
-		}
-		if len(resp.Kvs) == 0 {
-			return nil, ErrNotFound
-		}
-		kv := resp.Kvs[0]
-		cur, err := r.codec.decode(kv.Value, kv.ModRevision)
+		kv, cur, err := r.read(ctx, key)
 		if err != nil {
 			return nil, err
 		}
@@ -257,7 +263,7 @@ func (r *Resource) Update(ctx context.Context, namespace, name string, fn Update
 			return nil, err
 		}
 		if string(data) == string(kv.Value) {
-			return r.codec.decode(kv.Value, kv.ModRevision)
+			return stamped(next, r.codec.gvk, kv.ModRevision)
 		}
 		if len(data) > MaxObjectBytes {
 			return nil, ErrTooLarge
@@ -286,15 +292,7 @@ type DeleteFunc func(current runtime.Object) error
 func (r *Resource) Delete(ctx context.Context, namespace, name string, check DeleteFunc) (runtime.Object, error) {
 	key := r.Key(namespace, name)
 	for attempt := 0; ; attempt++ {
-		resp, err := r.store.client.Get(ctx, key)
-		if err != nil {
-			return nil, err
-		}
-		if len(resp.Kvs) == 0 {
-			return nil, ErrNotFound
-		}
-		kv := resp.Kvs[0]
-		cur, err := r.codec.decode(kv.Value, kv.ModRevision)
+		kv, cur, err := r.read(ctx, key)
 		if err != nil {
 			return nil, err
 		}
@@ -459,15 +457,6 @@ func (r *Resource) listEtcd(ctx context.Context, opts ListOptions, rev int64) (*
 
 func isCompacted(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "required revision has been compacted")
-}
-
-// objectKey returns namespace/name of an object for logs and sorting.
-func objectName(obj runtime.Object) (string, string) {
-	acc, err := meta.Accessor(obj)
-	if err != nil {
-		return "", ""
-	}
-	return acc.GetNamespace(), acc.GetName()
 }
 
 // freshTimeout bounds how long a consistent list waits for the cache.
