@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
 
 	"github.com/lotse/lotse/internal/server"
 )
@@ -30,6 +31,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"server", "run the control plane: embedded etcd and the Kubernetes API", runServer},
+		{"controller-manager", "run the controllers against any Kubernetes API server", runControllerManager},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -76,7 +78,10 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("invalid --log-level %q", level)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+	// client-go logs through klog; send it the same way.
+	klog.SetSlogLogger(log)
+	return log, nil
 }
 
 func runServer(args []string, stdout, stderr io.Writer) error {
@@ -98,6 +103,7 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	fs.StringSliceVar(&sans, "tls-san", nil, "extra host names or IPs for the serving certificate")
 	fs.StringVar(&cfg.WriteKubeconfig, "write-kubeconfig", "", "also write the admin kubeconfig to this path")
 	fs.BoolVar(&cfg.DisableAgent, "disable-agent", false, "do not run a node agent on this machine")
+	fs.StringSliceVar(&cfg.Controllers, "controllers", []string{"*"}, "controllers to run: * for all, name to enable, -name to disable")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -48,6 +48,9 @@ type Config struct {
 	// WriteKubeconfig is an extra path for the admin kubeconfig.
 	WriteKubeconfig string
 	DisableAgent    bool
+	// Controllers selects the controllers to run, as --controllers does
+	// ("*" all, "-name" disables one); empty means all.
+	Controllers []string
 	// EtcdUnsafeNoSync trades durability for speed; tests only.
 	EtcdUnsafeNoSync bool
 	Logger           *slog.Logger
@@ -246,12 +249,25 @@ func (s *Server) run(ctx context.Context) error {
 	close(s.ready)
 	s.log.Info("lotse server ready", "url", s.url, "kubeconfig", s.kubeconfig)
 
+	// Components get their own context so that they stop (and release
+	// their leases) while the API still answers.
+	componentsCtx, stopComponents := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopComponents()
+	components, err := s.startComponents(componentsCtx, bundle)
+	if err != nil {
+		return err
+	}
+
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
+		stopComponents()
+		components.Wait()
 		return fmt.Errorf("server: https: %w", err)
 	}
 	ready.Store(false)
+	stopComponents()
+	components.Wait()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	// Watches never end by themselves; close them after in-flight

@@ -1,0 +1,13 @@
+package manager
+
+import (
+	"github.com/lotse/lotse/internal/controller"
+	"github.com/lotse/lotse/internal/controller/namespace"
+	"github.com/lotse/lotse/internal/controller/serviceaccount"
+)
+
+// Controllers are the known controllers by the names --controllers uses.
+var Controllers = map[string]controller.Constructor{
+	"namespace":      namespace.New,
+	"serviceaccount": serviceaccount.New,
+}

@@ -1,0 +1,31 @@
+package manager
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestSelect(t *testing.T) {
+	tests := []struct {
+		enabled []string
+		want    []string
+		wantErr bool
+	}{
+		{nil, []string{"namespace", "serviceaccount"}, false},
+		{[]string{"*"}, []string{"namespace", "serviceaccount"}, false},
+		{[]string{"*", "-namespace"}, []string{"serviceaccount"}, false},
+		{[]string{"namespace"}, []string{"namespace"}, false},
+		{[]string{"-namespace"}, nil, false},
+		{[]string{"*", "-nosuch"}, nil, true},
+	}
+	for _, tc := range tests {
+		got, err := Select(tc.enabled)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("Select(%v) error = %v, want error %v", tc.enabled, err, tc.wantErr)
+			continue
+		}
+		if !tc.wantErr && !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("Select(%v) = %v, want %v", tc.enabled, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,121 @@
+package serviceaccount
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/lotse/lotse/internal/controller"
+)
+
+// DefaultName is the ServiceAccount every namespace has.
+const DefaultName = "default"
+
+// Controller keeps the default ServiceAccount in every namespace.
+type Controller struct {
+	client     kubernetes.Interface
+	namespaces corelisters.NamespaceLister
+	accounts   corelisters.ServiceAccountLister
+	synced     []cache.InformerSynced
+	queue      workqueue.TypedRateLimitingInterface[string]
+	log        *slog.Logger
+}
+
+// New builds the controller on the shared informers.
+func New(ctx *controller.Context) (controller.Controller, error) {
+	nsInf := ctx.Informers.Core().V1().Namespaces()
+	saInf := ctx.Informers.Core().V1().ServiceAccounts()
+	c := &Controller{
+		client:     ctx.Client,
+		namespaces: nsInf.Lister(),
+		accounts:   saInf.Lister(),
+		synced:     []cache.InformerSynced{nsInf.Informer().HasSynced, saInf.Informer().HasSynced},
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "serviceaccount", Clock: ctx.Clock}),
+		log: ctx.Logger.With("controller", "serviceaccount"),
+	}
+	_, err := nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { c.enqueue(obj.(*corev1.Namespace).Name) },
+		UpdateFunc: func(_, obj any) { c.enqueue(obj.(*corev1.Namespace).Name) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	_, err = saInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		DeleteFunc: func(obj any) {
+			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = tomb.Obj
+			}
+			if sa, ok := obj.(*corev1.ServiceAccount); ok && sa.Name == DefaultName {
+				c.enqueue(sa.Namespace)
+			}
+		},
+	})
+	return c, err
+}
+
+func (c *Controller) enqueue(namespace string) { c.queue.Add(namespace) }
+
+// Run keeps the accounts with one worker until ctx is done.
+func (c *Controller) Run(ctx context.Context) error {
+	defer utilruntime.HandleCrash()
+	defer c.queue.ShutDown()
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return errors.New("serviceaccount: informers did not sync")
+	}
+	go wait.UntilWithContext(ctx, c.worker, time.Second)
+	<-ctx.Done()
+	return nil
+}
+
+func (c *Controller) worker(ctx context.Context) {
+	for {
+		ns, quit := c.queue.Get()
+		if quit {
+			return
+		}
+		if err := c.sync(ctx, ns); err != nil {
+			c.log.Warn("syncing default service account", "namespace", ns, "err", err)
+			// Retry with backoff: the API may be briefly unavailable.
+			c.queue.AddRateLimited(ns)
+		} else {
+			// In place; forget the namespace's failure history.
+			c.queue.Forget(ns)
+		}
+		c.queue.Done(ns)
+	}
+}
+
+// sync creates the default ServiceAccount of an active namespace if missing.
+func (c *Controller) sync(ctx context.Context, name string) error {
+	ns, err := c.namespaces.Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating {
+		return nil
+	}
+	if _, err := c.accounts.ServiceAccounts(name).Get(DefaultName); err == nil {
+		return nil
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: DefaultName}}
+	_, err = c.client.CoreV1().ServiceAccounts(name).Create(ctx, sa, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) || apierrors.IsForbidden(err) || apierrors.IsNotFound(err) {
+		return nil // there already, or the namespace is going away
+	}
+	return err
+}
