@@ -3,11 +3,13 @@ package manager
 import (
 	"github.com/lotse/lotse/internal/controller"
 	"github.com/lotse/lotse/internal/controller/namespace"
+	"github.com/lotse/lotse/internal/controller/replicaset"
 	"github.com/lotse/lotse/internal/controller/serviceaccount"
 )
 
 // Controllers are the known controllers by the names --controllers uses.
 var Controllers = map[string]controller.Constructor{
 	"namespace":      namespace.New,
+	"replicaset":     replicaset.New,
 	"serviceaccount": serviceaccount.New,
 }
