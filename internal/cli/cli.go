@@ -32,6 +32,7 @@ func commands() []command {
 	return []command{
 		{"server", "run the control plane: embedded etcd and the Kubernetes API", runServer},
 		{"controller-manager", "run the controllers against any Kubernetes API server", runControllerManager},
+		{"sim", "run simulated nodes against any Kubernetes API server", runSim},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"github.com/lotse/lotse/internal/controller"
+	"github.com/lotse/lotse/internal/controller/garbagecollector"
 	"github.com/lotse/lotse/internal/controller/namespace"
 	"github.com/lotse/lotse/internal/controller/replicaset"
 	"github.com/lotse/lotse/internal/controller/serviceaccount"
@@ -9,7 +10,8 @@ import (
 
 // Controllers are the known controllers by the names --controllers uses.
 var Controllers = map[string]controller.Constructor{
-	"namespace":      namespace.New,
-	"replicaset":     replicaset.New,
-	"serviceaccount": serviceaccount.New,
+	"garbagecollector": garbagecollector.New,
+	"namespace":        namespace.New,
+	"replicaset":       replicaset.New,
+	"serviceaccount":   serviceaccount.New,
 }

@@ -109,7 +109,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		Client:     client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
 	}
-	var runErr error
+	// The callbacks run on goroutines of their own; channels carry the
+	// controllers' result back.
+	started, done := make(chan struct{}), make(chan error, 1)
 	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   15 * time.Second,
@@ -118,11 +120,19 @@ func (m *Manager) Run(ctx context.Context) error {
 		ReleaseOnCancel: true,
 		Name:            "lotse-controller-manager",
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) { runErr = m.runControllers(ctx) },
+			OnStartedLeading: func(ctx context.Context) {
+				close(started)
+				done <- m.runControllers(ctx)
+			},
 			OnStoppedLeading: func() { m.cfg.Logger.Info("controller-manager lost its lease") },
 		},
 	})
-	return runErr
+	select {
+	case <-started:
+		return <-done
+	default:
+		return nil
+	}
 }
 
 func (m *Manager) runControllers(ctx context.Context) error {

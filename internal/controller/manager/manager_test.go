@@ -11,9 +11,9 @@ func TestSelect(t *testing.T) {
 		want    []string
 		wantErr bool
 	}{
-		{nil, []string{"namespace", "replicaset", "serviceaccount"}, false},
-		{[]string{"*"}, []string{"namespace", "replicaset", "serviceaccount"}, false},
-		{[]string{"*", "-namespace"}, []string{"replicaset", "serviceaccount"}, false},
+		{nil, []string{"garbagecollector", "namespace", "replicaset", "serviceaccount"}, false},
+		{[]string{"*"}, []string{"garbagecollector", "namespace", "replicaset", "serviceaccount"}, false},
+		{[]string{"*", "-namespace"}, []string{"garbagecollector", "replicaset", "serviceaccount"}, false},
 		{[]string{"namespace"}, []string{"namespace"}, false},
 		{[]string{"-namespace"}, nil, false},
 		{[]string{"*", "-nosuch"}, nil, true},
