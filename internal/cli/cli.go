@@ -32,6 +32,7 @@ func commands() []command {
 	return []command{
 		{"server", "run the control plane: embedded etcd and the Kubernetes API", runServer},
 		{"controller-manager", "run the controllers against any Kubernetes API server", runControllerManager},
+		{"scheduler", "run the scheduler against any Kubernetes API server", runScheduler},
 		{"sim", "run simulated nodes against any Kubernetes API server", runSim},
 		{"version", "print the version", runVersion},
 	}
@@ -105,6 +106,7 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.WriteKubeconfig, "write-kubeconfig", "", "also write the admin kubeconfig to this path")
 	fs.BoolVar(&cfg.DisableAgent, "disable-agent", false, "do not run a node agent on this machine")
 	fs.StringSliceVar(&cfg.Controllers, "controllers", []string{"*"}, "controllers to run: * for all, name to enable, -name to disable")
+	fs.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -5,10 +5,12 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/lotse/lotse/internal/controller/manager"
 	"github.com/lotse/lotse/internal/pki"
+	"github.com/lotse/lotse/internal/scheduler"
 )
 
 // clientConfig is how an in-process component reaches the API: over
@@ -29,9 +31,29 @@ func (s *Server) clientConfig(bundle *pki.Bundle, user string) (*rest.Config, er
 }
 
 // startComponents starts the control-plane components that run on the
-// API: the controllers, leader-elected so several servers can run them.
+// API: the scheduler and the controllers, each leader-elected so several
+// servers can run them.
 func (s *Server) startComponents(ctx context.Context, bundle *pki.Bundle) (*sync.WaitGroup, error) {
 	var wg sync.WaitGroup
+	if !s.cfg.DisableScheduler {
+		cfg, err := s.clientConfig(bundle, "system:kube-scheduler")
+		if err != nil {
+			return &wg, err
+		}
+		sched, err := scheduler.New(scheduler.Config{
+			Client: kubernetes.NewForConfigOrDie(cfg), LeaderElect: true, Logger: s.log.With("component", "scheduler"),
+		})
+		if err != nil {
+			return &wg, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := sched.Run(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("scheduler stopped", "err", err)
+			}
+		}()
+	}
 	cfg, err := s.clientConfig(bundle, "system:kube-controller-manager")
 	if err != nil {
 		return &wg, err

@@ -48,6 +48,8 @@ type Config struct {
 	// WriteKubeconfig is an extra path for the admin kubeconfig.
 	WriteKubeconfig string
 	DisableAgent    bool
+	// DisableScheduler leaves pods unscheduled (another scheduler runs).
+	DisableScheduler bool
 	// Controllers selects the controllers to run, as --controllers does
 	// ("*" all, "-name" disables one); empty means all.
 	Controllers []string

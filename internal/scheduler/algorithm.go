@@ -1,0 +1,217 @@
+package scheduler
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+
+	fw "github.com/lotse/lotse/internal/scheduler/framework"
+)
+
+// ErrNoNodesAvailable is returned when the cluster has no nodes at all; the
+// text is upstream's.
+var ErrNoNodesAvailable = errors.New("no nodes available to schedule pods")
+
+// FitError says why no node fitted a pod. Its Error text is the
+// FailedScheduling message upstream prints.
+type FitError struct {
+	NumAllNodes int
+	// Reasons counts nodes per reason; a node can count for several
+	// (Insufficient cpu and Insufficient memory).
+	Reasons map[string]int
+	// NodeStatuses is each rejected node's verdict; preemption looks
+	// only at nodes whose code is Unschedulable.
+	NodeStatuses map[string]*fw.Status
+	// PostFilterMsg is what preemption found, such as "preemption: 0/5
+	// nodes are available: 5 Preemption is not helpful for scheduling.".
+	PostFilterMsg string
+}
+
+// Error implements error:
+// "0/5 nodes are available: 2 Insufficient cpu, 3 node(s) had untolerated
+// taint {dedicated: gpu}. preemption: 0/5 nodes are available: 2 No
+// preemption victims found for incoming pod, 3 Preemption is not helpful
+// for scheduling."
+func (e *FitError) Error() string {
+	msg := fmt.Sprintf("0/%d nodes are available: %s.", e.NumAllNodes, histogram(e.Reasons))
+	if e.PostFilterMsg != "" {
+		msg += " " + e.PostFilterMsg
+	}
+	return msg
+}
+
+// histogram renders "count reason" pairs sorted as strings, as upstream.
+func histogram(reasons map[string]int) string {
+	parts := make([]string, 0, len(reasons))
+	for r, n := range reasons {
+		parts = append(parts, fmt.Sprintf("%d %s", n, r))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+// Algorithm is the pure part of the scheduler: given a pod and a snapshot
+// it picks a node. It keeps only a rotating start index between calls, so
+// it is used by one goroutine at a time.
+type Algorithm struct {
+	filters    []fw.FilterPlugin
+	preFilters []fw.PreFilterPlugin
+	scores     []weightedScore
+	// percentageOfNodesToScore bounds how many feasible nodes are looked
+	// for in large clusters; 0 means upstream's adaptive default.
+	percentageOfNodesToScore int32
+	nextStart                int
+	rand                     *rand.Rand
+	// nominated lists, per node, pods that preempted others there and
+	// wait for the room; pods of lower priority must leave it to them.
+	nominated map[string][]*fw.PodInfo
+}
+
+type weightedScore struct {
+	plugin fw.ScorePlugin
+	weight int64
+}
+
+// NewAlgorithm builds an algorithm from filters and weighted scores; score
+// plugins with weight 0 are left out.
+func NewAlgorithm(filters []fw.FilterPlugin, scores []fw.ScorePlugin, weights map[string]int64, percentage int32, seed uint64) *Algorithm {
+	a := &Algorithm{filters: filters, percentageOfNodesToScore: percentage, rand: rand.New(rand.NewPCG(seed, seed^0x5eed))}
+	for _, f := range filters {
+		if pf, ok := f.(fw.PreFilterPlugin); ok {
+			a.preFilters = append(a.preFilters, pf)
+		}
+	}
+	for _, s := range scores {
+		if w := weights[s.Name()]; w > 0 {
+			a.scores = append(a.scores, weightedScore{s, w})
+		}
+	}
+	return a
+}
+
+// numFeasibleNodesToFind is upstream's adaptive bound: all nodes below
+// 100, else a share falling from 50% by 1% per 125 nodes to at least 5%,
+// and never fewer than 100 nodes.
+func (a *Algorithm) numFeasibleNodesToFind(all int) int {
+	const minFeasible = 100
+	if all < minFeasible || a.percentageOfNodesToScore >= 100 {
+		return all
+	}
+	pct := int(a.percentageOfNodesToScore)
+	if pct <= 0 {
+		pct = max(50-all/125, 5)
+	}
+	return max(all*pct/100, minFeasible)
+}
+
+// Schedule returns the node for pod, a *FitError when none fits, or
+// ErrNoNodesAvailable.
+func (a *Algorithm) Schedule(pod *fw.PodInfo, nodes fw.NodeLister) (string, error) {
+	all := nodes.List()
+	if len(all) == 0 {
+		return "", ErrNoNodesAvailable
+	}
+	state := fw.NewCycleState()
+	for _, pf := range a.preFilters {
+		if st := pf.PreFilter(state, pod, nodes); !st.IsSuccess() {
+			return "", fmt.Errorf("prefilter %s: %s", pf.Name(), st.Message())
+		}
+	}
+	want := a.numFeasibleNodesToFind(len(all))
+	feasible := make([]*fw.NodeInfo, 0, min(want, len(all)))
+	fitErr := &FitError{NumAllNodes: len(all), Reasons: map[string]int{}, NodeStatuses: map[string]*fw.Status{}}
+	// Start where the last pod stopped, so that in large clusters every
+	// node gets looked at in turn.
+	start := a.nextStart % len(all)
+	processed := 0
+	for i := 0; i < len(all) && len(feasible) < want; i++ {
+		ni := all[(start+i)%len(all)]
+		processed++
+		if st := a.runFilters(state, pod, ni); st != nil {
+			for _, r := range st.Reasons {
+				fitErr.Reasons[r]++
+			}
+			fitErr.NodeStatuses[ni.Name()] = st
+			continue
+		}
+		feasible = append(feasible, ni)
+	}
+	a.nextStart = (start + processed) % len(all)
+	switch len(feasible) {
+	case 0:
+		return "", fitErr
+	case 1:
+		return feasible[0].Name(), nil
+	}
+	totals := a.score(state, pod, feasible)
+	return a.selectHost(feasible, totals), nil
+}
+
+func (a *Algorithm) runFilters(state *fw.CycleState, pod *fw.PodInfo, ni *fw.NodeInfo) *fw.Status {
+	if noms := a.nominated[ni.Name()]; len(noms) > 0 {
+		var with *fw.NodeInfo
+		for _, n := range noms {
+			if n.Pod.UID != pod.Pod.UID && n.Priority >= pod.Priority {
+				if with == nil {
+					with = ni.Clone()
+				}
+				with.AddPod(n)
+			}
+		}
+		if with != nil {
+			ni = with
+		}
+	}
+	return runFilters(a.filters, state, pod, ni)
+}
+
+func runFilters(filters []fw.FilterPlugin, state *fw.CycleState, pod *fw.PodInfo, ni *fw.NodeInfo) *fw.Status {
+	for _, f := range filters {
+		if st := f.Filter(state, pod, ni); !st.IsSuccess() {
+			return st
+		}
+	}
+	return nil
+}
+
+// score returns the weighted sum of each plugin's normalised scores per
+// feasible node.
+func (a *Algorithm) score(state *fw.CycleState, pod *fw.PodInfo, feasible []*fw.NodeInfo) []int64 {
+	totals := make([]int64, len(feasible))
+	scores := make([]int64, len(feasible))
+	for _, ws := range a.scores {
+		if ps, ok := ws.plugin.(fw.PreScorePlugin); ok {
+			ps.PreScore(state, pod, feasible)
+		}
+		for i, ni := range feasible {
+			scores[i] = ws.plugin.Score(state, pod, ni)
+		}
+		if n, ok := ws.plugin.(fw.ScoreNormalizer); ok {
+			n.NormalizeScores(state, pod, scores)
+		}
+		for i := range scores {
+			totals[i] += ws.weight * scores[i]
+		}
+	}
+	return totals
+}
+
+// selectHost picks the best total, breaking ties at random so equal nodes
+// share the load.
+func (a *Algorithm) selectHost(feasible []*fw.NodeInfo, totals []int64) string {
+	best, ties := 0, 1
+	for i := 1; i < len(totals); i++ {
+		switch {
+		case totals[i] > totals[best]:
+			best, ties = i, 1
+		case totals[i] == totals[best]:
+			ties++
+			if a.rand.IntN(ties) == 0 { // reservoir sampling
+				best = i
+			}
+		}
+	}
+	return feasible[best].Name()
+}

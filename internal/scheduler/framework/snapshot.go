@@ -1,0 +1,93 @@
+package framework
+
+import (
+	"sort"
+
+	v1 "k8s.io/api/core/v1"
+)
+
+// NodeLister is the read-only view of the cluster the plugins get.
+type NodeLister interface {
+	// List returns every node, in a stable order.
+	List() []*NodeInfo
+	// Get returns the named node.
+	Get(name string) (*NodeInfo, bool)
+}
+
+// Snapshot is an immutable set of NodeInfos taken at the start of a
+// scheduling cycle. It implements NodeLister.
+type Snapshot struct {
+	list   []*NodeInfo
+	byName map[string]*NodeInfo
+}
+
+var _ NodeLister = (*Snapshot)(nil)
+
+// NewSnapshot builds a snapshot from node infos; nodes are listed by name.
+func NewSnapshot(infos ...*NodeInfo) *Snapshot {
+	s := &Snapshot{byName: make(map[string]*NodeInfo, len(infos))}
+	for _, ni := range infos {
+		s.byName[ni.Name()] = ni
+	}
+	s.rebuildList()
+	return s
+}
+
+// SnapshotOf builds a snapshot from API objects: pods with a nodeName
+// count on that node, others are ignored. Tests use it.
+func SnapshotOf(nodes []*v1.Node, pods []*v1.Pod) *Snapshot {
+	infos := map[string]*NodeInfo{}
+	var list []*NodeInfo
+	for _, n := range nodes {
+		ni := NewNodeInfo(n)
+		infos[n.Name] = ni
+		list = append(list, ni)
+	}
+	for _, p := range pods {
+		if ni, ok := infos[p.Spec.NodeName]; ok {
+			ni.AddPod(NewPodInfo(p))
+		}
+	}
+	return NewSnapshot(list...)
+}
+
+// List implements NodeLister.
+func (s *Snapshot) List() []*NodeInfo { return s.list }
+
+// Get implements NodeLister.
+func (s *Snapshot) Get(name string) (*NodeInfo, bool) {
+	ni, ok := s.byName[name]
+	return ni, ok
+}
+
+// Set replaces or adds one NodeInfo; the scheduler's cache uses it to
+// bring a snapshot up to date, and tests to assume pods.
+func (s *Snapshot) Set(ni *NodeInfo) {
+	old, existed := s.byName[ni.Name()]
+	s.byName[ni.Name()] = ni
+	if !existed {
+		s.rebuildList()
+		return
+	}
+	i := sort.Search(len(s.list), func(i int) bool { return s.list[i].Name() >= ni.Name() })
+	if i < len(s.list) && s.list[i] == old {
+		s.list[i] = ni
+	}
+}
+
+// Delete removes the named node.
+func (s *Snapshot) Delete(name string) {
+	if _, ok := s.byName[name]; !ok {
+		return
+	}
+	delete(s.byName, name)
+	s.rebuildList()
+}
+
+func (s *Snapshot) rebuildList() {
+	s.list = s.list[:0]
+	for _, ni := range s.byName {
+		s.list = append(s.list, ni)
+	}
+	sort.Slice(s.list, func(i, j int) bool { return s.list[i].Name() < s.list[j].Name() })
+}

@@ -1,0 +1,92 @@
+package plugins
+
+import (
+	"reflect"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	fw "github.com/lotse/lotse/internal/scheduler/framework"
+)
+
+// mkNode returns a Ready node with cpu, memory and 110 pods allocatable.
+func mkNode(name, cpu, mem string, labels map[string]string, mut ...func(*v1.Node)) *v1.Node {
+	n := &v1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+		Status: v1.NodeStatus{
+			Allocatable: v1.ResourceList{
+				v1.ResourceCPU: resource.MustParse(cpu), v1.ResourceMemory: resource.MustParse(mem),
+				v1.ResourcePods: resource.MustParse("110"),
+			},
+			Conditions: []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue}},
+		},
+	}
+	for _, m := range mut {
+		m(n)
+	}
+	return n
+}
+
+// mkPod returns a pod with one container requesting cpu and memory.
+func mkPod(name, cpu, mem string, mut ...func(*v1.Pod)) *v1.Pod {
+	req := v1.ResourceList{}
+	if cpu != "" {
+		req[v1.ResourceCPU] = resource.MustParse(cpu)
+	}
+	if mem != "" {
+		req[v1.ResourceMemory] = resource.MustParse(mem)
+	}
+	p := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name)},
+		Spec:       v1.PodSpec{Containers: []v1.Container{{Name: "c", Resources: v1.ResourceRequirements{Requests: req}}}},
+	}
+	for _, m := range mut {
+		m(p)
+	}
+	return p
+}
+
+func withLabels(l map[string]string) func(*v1.Pod) { return func(p *v1.Pod) { p.Labels = l } }
+func onNode(n string) func(*v1.Pod)                { return func(p *v1.Pod) { p.Spec.NodeName = n } }
+
+// filterCase is one row of a filter table.
+type filterCase struct {
+	name    string
+	pod     *v1.Pod
+	node    *v1.Node
+	others  []*v1.Pod // pods already placed (on any node of the snapshot)
+	extra   []*v1.Node
+	want    fw.Code
+	reasons []string
+}
+
+// runFilterCases runs PreFilter (if any) over a snapshot of node+extra
+// with others placed, then Filter on node.
+func runFilterCases(t *testing.T, f fw.FilterPlugin, cases []filterCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			snap := fw.SnapshotOf(append([]*v1.Node{tc.node}, tc.extra...), tc.others)
+			pi := fw.NewPodInfo(tc.pod)
+			state := fw.NewCycleState()
+			if pf, ok := f.(fw.PreFilterPlugin); ok {
+				if st := pf.PreFilter(state, pi, snap); !st.IsSuccess() {
+					t.Fatalf("PreFilter: %v", st.Message())
+				}
+			}
+			ni, _ := snap.Get(tc.node.Name)
+			st := f.Filter(state, pi, ni)
+			code := fw.Success
+			var reasons []string
+			if st != nil {
+				code, reasons = st.Code, st.Reasons
+			}
+			if code != tc.want || !reflect.DeepEqual(reasons, tc.reasons) {
+				t.Errorf("Filter = %v %q, want %v %q", code, reasons, tc.want, tc.reasons)
+			}
+		})
+	}
+}
