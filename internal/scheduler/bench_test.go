@@ -1,8 +1,11 @@
-package scheduler
+package scheduler_test
 
 import (
 	"context"
 	"fmt"
+	"github.com/lotse/lotse/internal/scheduler"
+	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,7 +34,7 @@ const (
 //
 //	go test ./internal/scheduler/ -run '^$' -bench Schedule -benchtime 1x
 func BenchmarkSchedule2000PodsOn500Nodes(b *testing.B) {
-	srv := testserver.Start(b, testserver.Options{})
+	srv := testserver.Start(b, testserver.Options{DisableScheduler: true})
 	ctx := b.Context()
 	fast := rest.CopyConfig(srv.Config)
 	fast.QPS, fast.Burst = -1, 0 // no client-side throttling: measure the server
@@ -46,7 +49,7 @@ func BenchmarkSchedule2000PodsOn500Nodes(b *testing.B) {
 		createPods(ctx, b, client, ns+"-s", benchPods)
 		b.StartTimer()
 		sched += timeToBind(ctx, b, client, ns+"-s", func(ctx context.Context) {
-			s, err := New(Config{Client: client, Logger: quietLogger()})
+			s, err := scheduler.New(scheduler.Config{Client: client, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -114,14 +117,17 @@ func roundRobin(ctx context.Context, c kubernetes.Interface, ns string) {
 	var wg sync.WaitGroup
 	for range 64 {
 		wg.Go(func() {
-			binder := apiBinder{client: c}
 			for {
 				select {
 				case <-ctx.Done():
 					return
 				case p := <-pending:
 					node := fmt.Sprintf("bench-node-%03d", next.Add(1)%benchNodes)
-					_ = binder.Bind(ctx, p, node)
+					binding := &v1.Binding{
+						ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name, UID: p.UID},
+						Target:     v1.ObjectReference{Kind: "Node", Name: node},
+					}
+					_ = c.CoreV1().Pods(p.Namespace).Bind(ctx, binding, metav1.CreateOptions{})
 				}
 			}
 		})

@@ -1,8 +1,9 @@
-package scheduler
+package scheduler_test
 
 import (
 	"context"
 	"fmt"
+	"github.com/lotse/lotse/internal/scheduler"
 	"io"
 	"log/slog"
 	"strings"
@@ -50,12 +51,12 @@ func apiPod(ns, name, cpu string, mut ...func(*v1.Pod)) *v1.Pod {
 	return p
 }
 
-func startScheduler(t testing.TB, cfg Config) {
+func startScheduler(t testing.TB, cfg scheduler.Config) {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s, err := New(cfg)
+	s, err := scheduler.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,13 +74,13 @@ func TestIntegrationScheduleAgainstAPIServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a control plane")
 	}
-	srv := testserver.Start(t, testserver.Options{})
+	srv := testserver.Start(t, testserver.Options{DisableScheduler: true})
 	c := srv.Client
 	ctx := t.Context()
 	for i := range 3 {
 		createNode(ctx, t, c, fmt.Sprintf("node-%d", i), "4", "8Gi", map[string]string{"kubernetes.io/hostname": fmt.Sprintf("node-%d", i)})
 	}
-	startScheduler(t, Config{Client: c, LeaderElect: true, Identity: "test-scheduler"})
+	startScheduler(t, scheduler.Config{Client: c, LeaderElect: true, Identity: "test-scheduler"})
 
 	for i := range 6 {
 		if _, err := c.CoreV1().Pods("default").Create(ctx, apiPod("default", fmt.Sprintf("web-%d", i), "1"), metav1.CreateOptions{}); err != nil {
@@ -180,11 +181,11 @@ func TestIntegrationPreemption(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a control plane")
 	}
-	srv := testserver.Start(t, testserver.Options{})
+	srv := testserver.Start(t, testserver.Options{DisableScheduler: true})
 	c := srv.Client
 	ctx := t.Context()
 	createNode(ctx, t, c, "node-0", "2", "8Gi", nil)
-	startScheduler(t, Config{Client: c})
+	startScheduler(t, scheduler.Config{Client: c})
 	zero := int64(0)
 	low := apiPod("default", "low", "2", func(p *v1.Pod) {
 		p.Spec.Priority = new(int32(0))

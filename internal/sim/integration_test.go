@@ -75,7 +75,7 @@ func ready(n *corev1.Node) bool {
 }
 
 func TestSimNodesLeasesAndCleanup(t *testing.T) {
-	srv := testserver.Start(t, testserver.Options{})
+	srv := testserver.Start(t, testserver.Options{DisableScheduler: true})
 	ctx := context.Background()
 	c := srv.Client
 	// Objects the sim must not touch: a real-looking node, a lease of the
@@ -188,7 +188,7 @@ func TestSimNodesLeasesAndCleanup(t *testing.T) {
 }
 
 func TestSimRunsPods(t *testing.T) {
-	srv := testserver.Start(t, testserver.Options{})
+	srv := testserver.Start(t, testserver.Options{DisableScheduler: true})
 	ctx := context.Background()
 	c := srv.Client
 	r := startSim(t, c, Config{Nodes: 2, NamePrefix: "t2-", PodRunTime: 30 * time.Second})

@@ -22,6 +22,11 @@ type Options struct {
 	DataDir string
 	// Port fixes the HTTPS port (to restart on the same address); 0 picks one.
 	Port int
+	// DisableScheduler and Controllers choose which components the
+	// server runs, as `lotse server --disable-scheduler --controllers`;
+	// tests that run their own instance of a component turn the server's off.
+	DisableScheduler bool
+	Controllers      []string
 }
 
 // Server is a running control plane owned by one test.
@@ -50,6 +55,7 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	srv, err := server.New(server.Config{
 		DataDir: dir, HTTPSPort: opts.Port, DisableAgent: true, EtcdUnsafeNoSync: true, Logger: log,
+		DisableScheduler: opts.DisableScheduler, Controllers: opts.Controllers,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"github.com/lotse/lotse/internal/controller"
+	"github.com/lotse/lotse/internal/controller/deployment"
 	"github.com/lotse/lotse/internal/controller/garbagecollector"
 	"github.com/lotse/lotse/internal/controller/namespace"
 	"github.com/lotse/lotse/internal/controller/replicaset"
@@ -10,6 +11,7 @@ import (
 
 // Controllers are the known controllers by the names --controllers uses.
 var Controllers = map[string]controller.Constructor{
+	"deployment":       deployment.New,
 	"garbagecollector": garbagecollector.New,
 	"namespace":        namespace.New,
 	"replicaset":       replicaset.New,

@@ -11,9 +11,9 @@ func TestSelect(t *testing.T) {
 		want    []string
 		wantErr bool
 	}{
-		{nil, []string{"garbagecollector", "namespace", "replicaset", "serviceaccount"}, false},
-		{[]string{"*"}, []string{"garbagecollector", "namespace", "replicaset", "serviceaccount"}, false},
-		{[]string{"*", "-namespace"}, []string{"garbagecollector", "replicaset", "serviceaccount"}, false},
+		{nil, []string{"deployment", "garbagecollector", "namespace", "replicaset", "serviceaccount"}, false},
+		{[]string{"*"}, []string{"deployment", "garbagecollector", "namespace", "replicaset", "serviceaccount"}, false},
+		{[]string{"*", "-namespace"}, []string{"deployment", "garbagecollector", "replicaset", "serviceaccount"}, false},
 		{[]string{"namespace"}, []string{"namespace"}, false},
 		{[]string{"-namespace"}, nil, false},
 		{[]string{"*", "-nosuch"}, nil, true},
