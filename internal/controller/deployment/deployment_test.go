@@ -313,7 +313,10 @@ func TestCreateAndRollOut(t *testing.T) {
 		pr := condition(cur, appsv1.DeploymentProgressing)
 		return cur.Status.ObservedGeneration == cur.Generation && cur.Status.UnavailableReplicas == 3 &&
 			av != nil && av.Reason == "MinimumReplicasUnavailable" && av.Status == corev1.ConditionFalse &&
-			pr != nil && pr.Reason == "NewReplicaSetCreated" && cur.Annotations[deployment.RevisionAnnotation] == "1", nil
+			// Created, then Updated once the ReplicaSet reports its pods:
+			// which one a poll sees depends on timing.
+			pr != nil && (pr.Reason == "NewReplicaSetCreated" || pr.Reason == "ReplicaSetUpdated") &&
+			cur.Annotations[deployment.RevisionAnnotation] == "1", nil
 	})
 
 	cur := settleUntilRolledOut(ctx, t, c, d, nil)
