@@ -59,7 +59,7 @@ func cluster(t *testing.T) *lotseServer {
 			sharedErr = err
 			return
 		}
-		shared, sharedErr = startServer(bin, filepath.Join(scratch, "shared-data"), "0")
+		shared, sharedErr = startServer(bin, filepath.Join(scratch, "shared-data"), "0", apiOnly...)
 	})
 	if sharedErr != nil {
 		t.Fatalf("shared lotse server: %v", sharedErr)
@@ -137,6 +137,13 @@ const startTimeout = 90 * time.Second
 
 // startServer runs `lotse server` on dataDir and waits for the two lines it
 // prints when ready. port is passed to --https-port ("0" picks one).
+// apiOnly are the flags of a server for the API workflow tests (issue 2):
+// a cluster without nodes whose expectations are written for the API
+// alone. A scheduler or workload controllers would add pods, events and
+// status those expectations do not know; they have tests of their own
+// (and TestSimulatedCluster runs them all).
+var apiOnly = []string{"--disable-scheduler", "--controllers", "*,-deployment,-replicaset"}
+
 func startServer(bin, dataDir, port string, extraArgs ...string) (*lotseServer, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
@@ -146,13 +153,8 @@ func startServer(bin, dataDir, port string, extraArgs ...string) (*lotseServer, 
 	if err != nil {
 		return nil, err
 	}
-	// These tests check the API workflow (issue 2) on a cluster without
-	// nodes, with expectations written for the API alone: a scheduler or
-	// workload controllers would add pods, events and status the
-	// expectations do not know. Those components have tests of their own.
 	args := append([]string{"server", "--data-dir", dataDir, "--bind-address", "127.0.0.1",
-		"--https-port", port, "--disable-agent", "--disable-scheduler", "--controllers", "*,-deployment,-replicaset",
-		"--log-level", "info"}, extraArgs...)
+		"--https-port", port, "--disable-agent", "--log-level", "info"}, extraArgs...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = logFile
 	stdout, err := cmd.StdoutPipe()

@@ -19,7 +19,7 @@ func TestRestart(t *testing.T) {
 	}
 	dataDir := filepath.Join(t.TempDir(), "data")
 	extraKubeconfig := filepath.Join(t.TempDir(), "written.kubeconfig")
-	first, err := startServer(bin, dataDir, "0", "--write-kubeconfig", extraKubeconfig)
+	first, err := startServer(bin, dataDir, "0", append(apiOnly, "--write-kubeconfig", extraKubeconfig)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestRestart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("server URL %q: %v", first.URL, err)
 	}
-	second, err := startServer(bin, dataDir, u.Port())
+	second, err := startServer(bin, dataDir, u.Port(), apiOnly...)
 	if err != nil {
 		t.Fatalf("restart on the same data dir: %v", err)
 	}
