@@ -41,15 +41,7 @@ func apiServerForFuzz(f *testing.F) *Server {
 	}
 	f.Cleanup(func() { client.Close() })
 	reg := registry.Default()
-	var specs []storage.ResourceSpec
-	seen := map[string]bool{}
-	for _, k := range reg.Kinds() {
-		if k.GVK != k.StorageGVK || seen[k.StorageResource.String()] {
-			continue
-		}
-		seen[k.StorageResource.String()] = true
-		specs = append(specs, storage.ResourceSpec{GroupResource: k.StorageResource, Kind: k.StorageGVK, Namespaced: k.Namespaced})
-	}
+	specs := StorageResources(reg)
 	store, err := storage.New(storage.Config{Client: client, Resources: specs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		f.Fatal(err)

@@ -158,11 +158,11 @@ func (rq *request) matcher() (func(runtime.Object) bool, error) {
 	if err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
-	storageKind := rq.storageKind()
+	fieldLabels := rq.kind.FieldLabels
 	if !fsel.Empty() {
 		supported := map[string]bool{"metadata.name": true, "metadata.namespace": true}
-		if storageKind.FieldLabels != nil {
-			for k := range storageKind.FieldLabels(rq.res.NewObject()) {
+		if fieldLabels != nil {
+			for k := range fieldLabels(rq.res.NewObject()) {
 				supported[k] = true
 			}
 		}
@@ -184,27 +184,13 @@ func (rq *request) matcher() (func(runtime.Object) bool, error) {
 			return true
 		}
 		set := fields.Set{"metadata.name": acc.GetName(), "metadata.namespace": acc.GetNamespace()}
-		if storageKind.FieldLabels != nil {
-			for k, v := range storageKind.FieldLabels(obj) {
+		if fieldLabels != nil {
+			for k, v := range fieldLabels(obj) {
 				set[k] = v
 			}
 		}
 		return fsel.Matches(set)
 	}, nil
-}
-
-// storageKind is the registry entry of the kind objects are stored as,
-// whose field labels apply to the stored objects.
-func (rq *request) storageKind() *registry.Kind {
-	if rq.kind.StorageGVK == rq.kind.GVK {
-		return rq.kind
-	}
-	for _, k := range rq.s.reg.Kinds() {
-		if k.GVK == rq.kind.StorageGVK {
-			return k
-		}
-	}
-	return rq.kind
 }
 
 func (rq *request) list() error {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/version"
 
 	"github.com/lotse/lotse/internal/apiserver/registry"
@@ -152,4 +153,19 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprint(w, "ok")
+}
+
+// StorageResources lists what the store must hold for the registry's
+// kinds: one resource per storage kind, however many versions serve it.
+func StorageResources(reg *registry.Registry) []storage.ResourceSpec {
+	var specs []storage.ResourceSpec
+	seen := map[schema.GroupResource]bool{}
+	for _, k := range reg.Kinds() {
+		if k.GVK != k.StorageGVK || seen[k.StorageResource] {
+			continue
+		}
+		seen[k.StorageResource] = true
+		specs = append(specs, storage.ResourceSpec{GroupResource: k.StorageResource, Kind: k.StorageGVK, Namespaced: k.Namespaced})
+	}
+	return specs
 }

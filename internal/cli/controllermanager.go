@@ -1,17 +1,12 @@
 package cli
 
 import (
-	"context"
-	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/pflag"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/lotse/lotse/internal/controller/manager"
 )
@@ -31,14 +26,11 @@ func runControllerManager(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *kubeconfig == "" {
-		return fmt.Errorf("--kubeconfig is required")
-	}
 	log, err := newLogger(stderr, *logLevel)
 	if err != nil {
 		return err
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	cfg, err := requiredRESTConfig(*kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -46,7 +38,7 @@ func runControllerManager(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := untilSignal()
 	defer stop()
 	return mgr.Run(ctx)
 }

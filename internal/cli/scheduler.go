@@ -1,13 +1,10 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
@@ -59,7 +56,7 @@ func runScheduler(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := untilSignal()
 	defer stop()
 	fmt.Fprintf(stdout, "lotse scheduler %q running against %s\n", cfg.SchedulerName, restCfg.Host)
 	return s.Run(ctx)

@@ -1,19 +1,15 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/lotse/lotse/internal/server"
 	"github.com/lotse/lotse/internal/sim"
@@ -70,12 +66,9 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg.Logger = log
-	if kubeconfig == "" {
-		return fmt.Errorf("--kubeconfig is required")
-	}
-	restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	restCfg, err := requiredRESTConfig(kubeconfig)
 	if err != nil {
-		return fmt.Errorf("load kubeconfig: %w", err)
+		return err
 	}
 	restCfg.QPS, restCfg.Burst = qps, burst
 	restCfg.UserAgent = "lotse-sim"
@@ -86,7 +79,7 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := untilSignal()
 	defer stop()
 	fmt.Fprintf(stdout, "lotse sim: running %d simulated nodes (%s0..) against %s; stop with SIGTERM or Ctrl-C\n",
 		cfg.Nodes, cfg.NamePrefix, restCfg.Host)

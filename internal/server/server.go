@@ -162,15 +162,7 @@ func (s *Server) run(ctx context.Context) error {
 	defer client.Close()
 
 	reg := registry.Default()
-	var specs []storage.ResourceSpec
-	seen := map[string]bool{}
-	for _, k := range reg.Kinds() {
-		if k.GVK != k.StorageGVK || seen[k.StorageResource.String()] {
-			continue
-		}
-		seen[k.StorageResource.String()] = true
-		specs = append(specs, storage.ResourceSpec{GroupResource: k.StorageResource, Kind: k.StorageGVK, Namespaced: k.Namespaced})
-	}
+	specs := apiserver.StorageResources(reg)
 	store, err := storage.New(storage.Config{Client: client, Resources: specs, Logger: s.log})
 	if err != nil {
 		return err

@@ -27,8 +27,9 @@ type Kind struct {
 	StorageGVK      schema.GroupVersionKind
 	StorageResource schema.GroupResource
 
-	// FieldLabels returns the field-selector labels of an object beyond
-	// metadata.name and metadata.namespace, which every kind supports.
+	// FieldLabels returns the field-selector labels of a stored object
+	// beyond metadata.name and metadata.namespace, which every kind
+	// supports. A kind stored as another takes that kind's labels.
 	FieldLabels func(obj runtime.Object) map[string]string
 
 	// Preferred marks the group's preferred version.
@@ -103,6 +104,18 @@ func New(kinds []*Kind) *Registry {
 		}
 		r.kinds = append(r.kinds, k)
 		r.byGVR[k.GroupVersionResource()] = k
+	}
+	// Selectors are evaluated on stored objects, so a kind served from
+	// another's storage selects with that kind's field labels.
+	for _, k := range r.kinds {
+		if k.FieldLabels != nil || k.StorageGVK == k.GVK {
+			continue
+		}
+		for _, stored := range r.kinds {
+			if stored.GVK == k.StorageGVK {
+				k.FieldLabels = stored.FieldLabels
+			}
+		}
 	}
 	return r
 }
