@@ -43,7 +43,7 @@ func TestCompactedResourceVersion(t *testing.T) {
 	// Restart, so that the old revisions are outside the new watch cache
 	// and only etcd could serve them.
 	e.s.Stop()
-	e = newEnv(t, testserver.Start(t, testserver.Options{DataDir: e.s.DataDir, Port: e.s.Port()}))
+	e = newEnv(t, testserver.Start(t, apiOnly(testserver.Options{DataDir: e.s.DataDir, Port: e.s.Port()})))
 	cms = e.s.Client.CoreV1().ConfigMaps(ns)
 	c := etcdFor(t, e)
 	// More writes, then compact everything up to now.

@@ -34,7 +34,7 @@ type env struct {
 
 func start(t *testing.T) *env {
 	t.Helper()
-	s := testserver.Start(t, testserver.Options{})
+	s := testserver.Start(t, apiOnly(testserver.Options{}))
 	return newEnv(t, s)
 }
 
@@ -218,4 +218,14 @@ func newDeployment(name string, replicas int32) *appsv1.Deployment {
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: podSpec()},
 		},
 	}
+}
+
+// apiOnly leaves out the components that would act on what these tests
+// create: the scheduler (status and events on pods) and the workload
+// controllers (pods for ReplicaSets and Deployments). Their expectations
+// are the API's alone.
+func apiOnly(o testserver.Options) testserver.Options {
+	o.DisableScheduler = true
+	o.Controllers = []string{"*", "-deployment", "-replicaset"}
+	return o
 }

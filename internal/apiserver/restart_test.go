@@ -9,7 +9,7 @@ import (
 )
 
 func TestObjectsSurviveRestart(t *testing.T) {
-	s := testserver.Start(t, testserver.Options{})
+	s := testserver.Start(t, apiOnly(testserver.Options{}))
 	e := newEnv(t, s)
 	ns := e.namespace("restart")
 	cm, err := s.Client.CoreV1().ConfigMaps(ns).Create(e.ctx, newConfigMap("keep", map[string]string{"a": "b"}, map[string]string{"k": "v"}), metav1.CreateOptions{})
@@ -18,7 +18,7 @@ func TestObjectsSurviveRestart(t *testing.T) {
 	must(t, err)
 	s.Stop()
 
-	s2 := testserver.Start(t, testserver.Options{DataDir: s.DataDir, Port: s.Port()})
+	s2 := testserver.Start(t, apiOnly(testserver.Options{DataDir: s.DataDir, Port: s.Port()}))
 	if s2.URL != s.URL {
 		t.Errorf("restarted on %s, want %s", s2.URL, s.URL)
 	}

@@ -195,7 +195,8 @@ func (r *Resource) GetCached(namespace, name string) (runtime.Object, error) {
 	return obj, nil
 }
 
-// Create stores a new object and returns it with its resourceVersion.
+// Create stores a new object and returns it with its resourceVersion. The
+// store takes obj over: the caller must not use it afterwards.
 func (r *Resource) Create(ctx context.Context, namespace, name string, obj runtime.Object) (runtime.Object, error) {
 	data, err := r.codec.encode(obj)
 	if err != nil {
@@ -218,10 +219,10 @@ func (r *Resource) Create(ctx context.Context, namespace, name string, obj runti
 	return stamped(obj, r.codec.gvk, resp.Header.Revision)
 }
 
-// stamped returns obj as stored at rev without decoding it again: a copy
-// with the resourceVersion and kind set.
+// stamped returns obj as stored at rev without decoding it again: the
+// caller's object (which Create and Update take over) with its
+// resourceVersion and kind set.
 func stamped(obj runtime.Object, gvk schema.GroupVersionKind, rev int64) (runtime.Object, error) {
-	obj = obj.DeepCopyObject()
 	obj.GetObjectKind().SetGroupVersionKind(gvk)
 	return obj, setRV(obj, rev)
 }
@@ -246,7 +247,8 @@ type UpdateFunc func(current runtime.Object) (runtime.Object, error)
 
 // Update reads the current object, applies fn and writes the result if
 // nothing changed in between; on a concurrent write it reads again and
-// retries. An update that changes nothing writes nothing.
+// retries. An update that changes nothing writes nothing. The object fn
+// returns is the store's from then on, and is returned.
 func (r *Resource) Update(ctx context.Context, namespace, name string, fn UpdateFunc) (runtime.Object, error) {
 	key := r.Key(namespace, name)
 	for attempt := 0; ; attempt++ {
