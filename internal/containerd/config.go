@@ -30,14 +30,14 @@ type Layout struct {
 	Dir string
 }
 
-func (l Layout) ConfigPath() string  { return filepath.Join(l.Dir, "config.toml") }
-func (l Layout) Root() string        { return filepath.Join(l.Dir, "root") }
-func (l Layout) State() string       { return filepath.Join(l.Dir, "state") }
-func (l Layout) LogPath() string     { return filepath.Join(l.Dir, "containerd.log") }
-func (l Layout) CNIConfDir() string  { return filepath.Join(l.Dir, "cni", "net.d") }
-func (l Layout) CNIDataDir() string  { return filepath.Join(l.Dir, "cni", "ipam") }
-func (l Layout) HostsDir() string    { return filepath.Join(l.Dir, "certs.d") }
-func (l Layout) Endpoint() string    { return "unix://" + l.Socket() }
+func (l Layout) ConfigPath() string   { return filepath.Join(l.Dir, "config.toml") }
+func (l Layout) Root() string         { return filepath.Join(l.Dir, "root") }
+func (l Layout) State() string        { return filepath.Join(l.Dir, "state") }
+func (l Layout) LogPath() string      { return filepath.Join(l.Dir, "containerd.log") }
+func (l Layout) CNIConfDir() string   { return filepath.Join(l.Dir, "cni", "net.d") }
+func (l Layout) CNIDataDir() string   { return filepath.Join(l.Dir, "cni", "ipam") }
+func (l Layout) HostsDir() string     { return filepath.Join(l.Dir, "certs.d") }
+func (l Layout) Endpoint() string     { return "unix://" + l.Socket() }
 func (l Layout) conflistPath() string { return filepath.Join(l.CNIConfDir(), "10-lotse.conflist") }
 
 // Socket is containerd's gRPC socket. Unix socket paths are limited to
