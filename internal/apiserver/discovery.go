@@ -44,6 +44,10 @@ func subresourceVerbs(sub string) []string {
 		return []string{"create"}
 	case "finalize":
 		return []string{"update"}
+	case "log":
+		return []string{"get"}
+	case "exec", "attach", "portforward":
+		return []string{"create", "get"}
 	}
 	return []string{"get", "patch", "update"}
 }
@@ -56,6 +60,12 @@ func subresourceKind(k *registry.Kind, sub string) schema.GroupVersionKind {
 		return schema.GroupVersionKind{Version: "v1", Kind: "Binding"}
 	case "eviction":
 		return schema.GroupVersionKind{Group: "policy", Version: "v1", Kind: "Eviction"}
+	case "exec":
+		return schema.GroupVersionKind{Version: "v1", Kind: "PodExecOptions"}
+	case "attach":
+		return schema.GroupVersionKind{Version: "v1", Kind: "PodAttachOptions"}
+	case "portforward":
+		return schema.GroupVersionKind{Version: "v1", Kind: "PodPortForwardOptions"}
 	}
 	return k.GVK
 }

@@ -78,6 +78,8 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, info *req
 		err = rq.bind()
 	case sub == "finalize" && info.Verb == "update":
 		err = rq.update()
+	case nodeSubresources[sub] != "" && (info.Verb == "get" || info.Verb == "create"):
+		err = rq.proxyToNode()
 	default:
 		err = apierrors.NewMethodNotSupported(kind.GroupResource(), info.Verb)
 	}

@@ -39,6 +39,13 @@ type Config struct {
 	Ready   func() error
 	Version version.Info
 	Logger  *slog.Logger
+	// NodeTransport reaches node agents (TLS with the API server's client
+	// certificate) for pods/log, exec, attach and portforward; nil turns
+	// those off.
+	NodeTransport http.RoundTripper
+	// Images, when set, is the image registry served at /v2/ to
+	// authenticated clients.
+	Images http.Handler
 	// ServiceCIDR is the range of Service cluster IPs; DefaultServiceCIDR if empty.
 	ServiceCIDR string
 }
@@ -111,6 +118,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = r.WithContext(context.WithValue(r.Context(), userKey{}, u))
+	if s.cfg.Images != nil && (path == "/v2" || strings.HasPrefix(path, "/v2/")) {
+		// Image layers are larger than any API object: no body limit.
+		s.cfg.Images.ServeHTTP(w, r)
+		return
+	}
 	if r.ContentLength > MaxRequestBytes {
 		s.writeError(w, r, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", MaxRequestBytes)))
 		return

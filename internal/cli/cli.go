@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 
@@ -31,6 +32,7 @@ func commands() []command {
 		{"controller-manager", "run the controllers against any Kubernetes API server", runControllerManager},
 		{"scheduler", "run the scheduler against any Kubernetes API server", runScheduler},
 		{"sim", "run simulated nodes against any Kubernetes API server", runSim},
+		{"image", "import and list the images lotse serves to its nodes", runImage},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -102,6 +104,12 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	fs.StringSliceVar(&sans, "tls-san", nil, "extra host names or IPs for the serving certificate")
 	fs.StringVar(&cfg.WriteKubeconfig, "write-kubeconfig", "", "also write the admin kubeconfig to this path")
 	fs.BoolVar(&cfg.DisableAgent, "disable-agent", false, "do not run a node agent on this machine")
+	var nodeIP string
+	fs.StringVar(&cfg.Node.Name, "node-name", "", "name of this machine's node (default: the host name)")
+	fs.StringVar(&nodeIP, "node-ip", "", "IP address of this machine's node (default: the address of the default route's interface)")
+	fs.StringVar(&cfg.Node.RuntimeEndpoint, "container-runtime-endpoint", "", "CRI endpoint of a container runtime you run (default: lotse runs containerd itself)")
+	fs.StringVar(&cfg.Node.PodCIDR, "pod-cidr", "10.42.0.0/24", "pod addresses of this machine's node")
+	fs.IntVar(&cfg.Node.Port, "agent-port", 10250, "port of the node agent's API (-1 picks a free one)")
 	fs.StringSliceVar(&cfg.Controllers, "controllers", []string{"*"}, "controllers to run: * for all, name to enable, -name to disable")
 	fs.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -112,6 +120,11 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	cfg.EtcdServers, cfg.TLSSANs = etcdServers, sans
+	if nodeIP != "" {
+		if cfg.Node.IP = net.ParseIP(nodeIP); cfg.Node.IP == nil {
+			return fmt.Errorf("--node-ip %q is not an IP address", nodeIP)
+		}
+	}
 	log, err := newLogger(stderr, logLevel)
 	if err != nil {
 		return err

@@ -221,6 +221,22 @@ func (b *Bundle) IssueClientCert(user string, groups []string, validity time.Dur
 	})
 }
 
+// IssueServingCert signs a TLS serving certificate for name (the common
+// name) valid for the given DNS names and IPs, as a node agent serves its
+// API with.
+func (b *Bundle) IssueServingCert(name string, dnsNames []string, ips []net.IP, validity time.Duration) (certPEM, keyPEM []byte, err error) {
+	if len(dnsNames) == 0 && len(ips) == 0 {
+		return nil, nil, errors.New("pki: serving certificate needs a DNS name or an IP")
+	}
+	return b.issue(leafTemplate{
+		subject:  pkix.Name{CommonName: name},
+		usage:    x509.ExtKeyUsageServerAuth,
+		dnsNames: slices.Clone(dnsNames),
+		ips:      slices.Clone(ips),
+		notAfter: time.Now().Add(validity),
+	})
+}
+
 // leafTemplate is what differs between the leaf certificates we issue.
 type leafTemplate struct {
 	subject  pkix.Name

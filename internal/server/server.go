@@ -47,7 +47,10 @@ type Config struct {
 	TLSSANs     []string
 	// WriteKubeconfig is an extra path for the admin kubeconfig.
 	WriteKubeconfig string
-	DisableAgent    bool
+	// DisableAgent runs no node on this machine (a control plane only).
+	DisableAgent bool
+	// Node configures the node this machine runs unless DisableAgent.
+	Node NodeConfig
 	// DisableScheduler leaves pods unscheduled (another scheduler runs).
 	DisableScheduler bool
 	// Controllers selects the controllers to run, as --controllers does
@@ -56,6 +59,19 @@ type Config struct {
 	// EtcdUnsafeNoSync trades durability for speed; tests only.
 	EtcdUnsafeNoSync bool
 	Logger           *slog.Logger
+}
+
+// NodeConfig is the node `lotse server` runs on its own machine.
+type NodeConfig struct {
+	Name string // default: the host name
+	IP   net.IP // default: the address of the default route's interface
+	// Port is the agent's port; default 10250, -1 picks a free one.
+	Port int
+	// RuntimeEndpoint uses a CRI runtime the user runs instead of the
+	// supervised containerd.
+	RuntimeEndpoint string
+	PodCIDR         string
+	Bridge          string
 }
 
 // Server is a running control plane.
@@ -132,6 +148,9 @@ func (s *Server) run(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("server: data directory: %w", err)
 	}
+	if err := s.checkNode(); err != nil {
+		return err
+	}
 	bundle, err := pki.LoadOrCreate(cfg.DataDir, cfg.TLSSANs)
 	if err != nil {
 		return err
@@ -180,7 +199,17 @@ func (s *Server) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	imgs, err := openImages(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	toNodes, err := nodeTransport(bundle)
+	if err != nil {
+		return err
+	}
 	api, err := apiserver.New(apiserver.Config{
+		Images:        imgs,
+		NodeTransport: toNodes,
 		Registry:      reg,
 		Store:         store,
 		Authenticator: x509Authenticator(bundle.CA),
@@ -251,17 +280,38 @@ func (s *Server) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var nodeDone <-chan error
+	if !cfg.DisableAgent {
+		if nodeDone, err = s.startNode(componentsCtx, bundle); err != nil {
+			return err
+		}
+	}
+	stopNode := func() {
+		if nodeDone != nil {
+			<-nodeDone
+		}
+	}
 
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		stopComponents()
 		components.Wait()
+		stopNode()
 		return fmt.Errorf("server: https: %w", err)
+	case err := <-nodeDone:
+		nodeDone = nil
+		stopComponents()
+		components.Wait()
+		if err == nil {
+			err = errors.New("stopped")
+		}
+		return fmt.Errorf("server: node: %w", err)
 	}
 	ready.Store(false)
 	stopComponents()
 	components.Wait()
+	stopNode()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	// Watches never end by themselves; close them after in-flight

@@ -1,0 +1,647 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/utils/ptr"
+)
+
+// podEnv is what containers of one pod are configured from.
+type podEnv struct {
+	pod       *corev1.Pod
+	podIP     string
+	hostIP    string
+	volumes   map[string]string // volume name -> host path
+	hostsFile string
+	sandbox   *runtimeapi.PodSandboxStatus
+}
+
+func (a *Agent) podDir(uid types.UID) string {
+	return filepath.Join(a.cfg.Dir, "pods", string(uid))
+}
+
+// sandboxLogDir is where the runtime writes the pod's container logs,
+// one file per container instance: <container>/<attempt>.log.
+func (a *Agent) sandboxLogDir(pod *corev1.Pod) string {
+	return filepath.Join(a.cfg.Dir, "logs", pod.Namespace+"_"+pod.Name+"_"+string(pod.UID))
+}
+
+func (a *Agent) sandboxConfig(pod *corev1.Pod, attempt uint32) *runtimeapi.PodSandboxConfig {
+	cfg := &runtimeapi.PodSandboxConfig{
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID), Attempt: attempt},
+		Hostname:     podHostname(pod),
+		LogDirectory: a.sandboxLogDir(pod),
+		DnsConfig:    dnsConfig(pod),
+		Labels: map[string]string{
+			labelPodName: pod.Name, labelPodNamespace: pod.Namespace, labelPodUID: string(pod.UID),
+		},
+		Annotations: map[string]string{},
+		Linux: &runtimeapi.LinuxPodSandboxConfig{
+			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: namespaceOptions(pod),
+				Privileged:       podPrivileged(pod),
+			},
+			Sysctls: map[string]string{},
+		},
+	}
+	for k, v := range pod.Labels {
+		cfg.Labels[k] = v
+	}
+	for k, v := range pod.Annotations {
+		cfg.Annotations[k] = v
+	}
+	if sc := pod.Spec.SecurityContext; sc != nil {
+		for _, s := range sc.Sysctls {
+			cfg.Linux.Sysctls[s.Name] = s.Value
+		}
+		if sc.RunAsUser != nil {
+			cfg.Linux.SecurityContext.RunAsUser = &runtimeapi.Int64Value{Value: *sc.RunAsUser}
+		}
+		if sc.RunAsGroup != nil {
+			cfg.Linux.SecurityContext.RunAsGroup = &runtimeapi.Int64Value{Value: *sc.RunAsGroup}
+		}
+		cfg.Linux.SecurityContext.SupplementalGroups = sc.SupplementalGroups
+	}
+	for _, c := range allContainers(pod) {
+		for _, p := range c.Ports {
+			if p.HostPort == 0 {
+				continue
+			}
+			proto := runtimeapi.Protocol_TCP
+			switch p.Protocol {
+			case corev1.ProtocolUDP:
+				proto = runtimeapi.Protocol_UDP
+			case corev1.ProtocolSCTP:
+				proto = runtimeapi.Protocol_SCTP
+			}
+			cfg.PortMappings = append(cfg.PortMappings, &runtimeapi.PortMapping{
+				Protocol: proto, ContainerPort: p.ContainerPort, HostPort: p.HostPort, HostIp: p.HostIP,
+			})
+		}
+	}
+	return cfg
+}
+
+func (a *Agent) startSandbox(ctx context.Context, pod *corev1.Pod, attempt uint32) (*runtimeapi.PodSandbox, error) {
+	if err := os.MkdirAll(a.sandboxLogDir(pod), 0o750); err != nil {
+		return nil, err
+	}
+	cfg := a.sandboxConfig(pod, attempt)
+	resp, err := a.runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.PodSandbox{Id: resp.PodSandboxId, Metadata: cfg.Metadata, State: runtimeapi.PodSandboxState_SANDBOX_READY}, nil
+}
+
+func podHostname(pod *corev1.Pod) string {
+	if pod.Spec.HostNetwork {
+		h, _ := os.Hostname()
+		return h
+	}
+	if pod.Spec.Hostname != "" {
+		return pod.Spec.Hostname
+	}
+	return truncate(pod.Name, 63)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return strings.TrimRight(s[:n], "-.")
+	}
+	return s
+}
+
+func namespaceOptions(pod *corev1.Pod) *runtimeapi.NamespaceOption {
+	ns := &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD}
+	if pod.Spec.HostNetwork {
+		ns.Network = runtimeapi.NamespaceMode_NODE
+	}
+	if pod.Spec.HostPID {
+		ns.Pid = runtimeapi.NamespaceMode_NODE
+	} else if ptr.Deref(pod.Spec.ShareProcessNamespace, false) {
+		ns.Pid = runtimeapi.NamespaceMode_POD
+	}
+	if pod.Spec.HostIPC {
+		ns.Ipc = runtimeapi.NamespaceMode_NODE
+	}
+	return ns
+}
+
+func podPrivileged(pod *corev1.Pod) bool {
+	for _, c := range allContainers(pod) {
+		if c.SecurityContext != nil && ptr.Deref(c.SecurityContext.Privileged, false) {
+			return true
+		}
+	}
+	return false
+}
+
+// dnsConfig applies dnsPolicy and dnsConfig. There is no cluster DNS yet,
+// so ClusterFirst falls back to the node's resolvers, as the kubelet does
+// when it has no cluster DNS configured.
+func dnsConfig(pod *corev1.Pod) *runtimeapi.DNSConfig {
+	cfg := &runtimeapi.DNSConfig{}
+	if pod.Spec.DNSPolicy != corev1.DNSNone {
+		cfg = hostDNS()
+	}
+	if pod.Spec.HostNetwork && pod.Spec.DNSPolicy != corev1.DNSClusterFirstWithHostNet && pod.Spec.DNSPolicy != corev1.DNSNone {
+		cfg = hostDNS()
+	}
+	if dc := pod.Spec.DNSConfig; dc != nil {
+		cfg.Servers = append(cfg.Servers, dc.Nameservers...)
+		cfg.Searches = append(cfg.Searches, dc.Searches...)
+		for _, o := range dc.Options {
+			opt := o.Name
+			if o.Value != nil {
+				opt += ":" + *o.Value
+			}
+			cfg.Options = append(cfg.Options, opt)
+		}
+	}
+	return cfg
+}
+
+// hostDNS reads the node's /etc/resolv.conf, leaving out loopback
+// resolvers that would not answer inside a pod's network namespace.
+func hostDNS() *runtimeapi.DNSConfig {
+	cfg := &runtimeapi.DNSConfig{}
+	data, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		return cfg
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "nameserver":
+			if !strings.HasPrefix(f[1], "127.") && f[1] != "::1" {
+				cfg.Servers = append(cfg.Servers, f[1])
+			}
+		case "search":
+			cfg.Searches = f[1:]
+		case "options":
+			cfg.Options = f[1:]
+		}
+	}
+	return cfg
+}
+
+// writeHostsFile writes the pod's /etc/hosts as the kubelet does: the
+// loopback names and the pod's own name on its IP, plus hostAliases.
+func (a *Agent) writeHostsFile(pod *corev1.Pod, podIP string) (string, error) {
+	if pod.Spec.HostNetwork {
+		return "", nil
+	}
+	var b strings.Builder
+	b.WriteString("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	b.WriteString("fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
+	if podIP != "" {
+		name := podHostname(pod)
+		if pod.Spec.Subdomain != "" {
+			fmt.Fprintf(&b, "%s\t%s.%s.%s.svc.cluster.local\t%s\n", podIP, name, pod.Spec.Subdomain, pod.Namespace, name)
+		} else {
+			fmt.Fprintf(&b, "%s\t%s\n", podIP, name)
+		}
+	}
+	for _, ha := range pod.Spec.HostAliases {
+		fmt.Fprintf(&b, "%s\t%s\n", ha.IP, strings.Join(ha.Hostnames, "\t"))
+	}
+	path := filepath.Join(a.podDir(pod.UID), "etc-hosts")
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return "", err
+	}
+	return path, os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// containerConfig turns a container of the pod into the runtime's
+// configuration.
+func (a *Agent) containerConfig(pod *corev1.Pod, c *corev1.Container, env *podEnv, image string, attempt uint32) (*runtimeapi.ContainerConfig, error) {
+	vars, err := a.containerEnv(pod, c, env)
+	if err != nil {
+		return nil, err
+	}
+	lookup := map[string]string{}
+	for _, kv := range vars {
+		lookup[kv.Key] = string(kv.Value)
+	}
+	expandAll := func(in []string) []string {
+		out := make([]string, len(in))
+		for i, s := range in {
+			out[i] = expand(s, lookup)
+		}
+		return out
+	}
+	mounts, err := a.containerMounts(pod, c, env, attempt)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &runtimeapi.ContainerConfig{
+		Metadata:   &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: attempt},
+		Image:      &runtimeapi.ImageSpec{Image: image, UserSpecifiedImage: c.Image},
+		Command:    expandAll(c.Command),
+		Args:       expandAll(c.Args),
+		WorkingDir: c.WorkingDir,
+		Envs:       vars,
+		Mounts:     mounts,
+		LogPath:    filepath.Join(c.Name, strconv.Itoa(int(attempt))+".log"),
+		Stdin:      c.Stdin,
+		StdinOnce:  c.StdinOnce,
+		Tty:        c.TTY,
+		Labels: map[string]string{
+			labelPodName: pod.Name, labelPodNamespace: pod.Namespace, labelPodUID: string(pod.UID), labelContainerName: c.Name,
+		},
+		Annotations: map[string]string{
+			"io.kubernetes.container.restartCount":           strconv.Itoa(int(attempt)),
+			"io.kubernetes.container.terminationMessagePath": c.TerminationMessagePath,
+			"io.kubernetes.pod.terminationGracePeriod":       strconv.FormatInt(ptr.Deref(pod.Spec.TerminationGracePeriodSeconds, 30), 10),
+		},
+		Linux: &runtimeapi.LinuxContainerConfig{
+			Resources:       a.linuxResources(pod, c),
+			SecurityContext: securityContext(pod, c),
+		},
+	}
+	return cfg, nil
+}
+
+// linuxResources maps requests and limits to cgroup settings as the
+// kubelet does: shares from the cpu request, CFS quota from the cpu
+// limit, the memory limit, and an OOM score by QoS class.
+func (a *Agent) linuxResources(pod *corev1.Pod, c *corev1.Container) *runtimeapi.LinuxContainerResources {
+	const period = 100000
+	r := &runtimeapi.LinuxContainerResources{CpuPeriod: period}
+	milli := c.Resources.Requests.Cpu().MilliValue()
+	if milli == 0 && !c.Resources.Limits.Cpu().IsZero() {
+		milli = c.Resources.Limits.Cpu().MilliValue()
+	}
+	r.CpuShares = max(milli*1024/1000, 2)
+	if lim := c.Resources.Limits.Cpu(); !lim.IsZero() {
+		r.CpuQuota = max(lim.MilliValue()*period/1000, 1000)
+	}
+	if lim := c.Resources.Limits.Memory(); !lim.IsZero() {
+		r.MemoryLimitInBytes = lim.Value()
+	}
+	switch qosClass(pod) {
+	case corev1.PodQOSGuaranteed:
+		r.OomScoreAdj = -997
+	case corev1.PodQOSBestEffort:
+		r.OomScoreAdj = 1000
+	default:
+		capacity := readMeminfo()["MemTotal"]
+		req := c.Resources.Requests.Memory().Value()
+		adj := int64(1000)
+		if capacity > 0 {
+			adj = 1000 - 1000*req/capacity
+		}
+		r.OomScoreAdj = min(max(adj, 3), 999)
+	}
+	return r
+}
+
+// Paths the kubelet masks or makes read-only in unprivileged containers.
+var (
+	defaultMaskedPaths = []string{"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"}
+	defaultReadonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+)
+
+func securityContext(pod *corev1.Pod, c *corev1.Container) *runtimeapi.LinuxContainerSecurityContext {
+	sc := &runtimeapi.LinuxContainerSecurityContext{
+		NamespaceOptions: namespaceOptions(pod),
+		MaskedPaths:      defaultMaskedPaths,
+		ReadonlyPaths:    defaultReadonlyPaths,
+	}
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		if psc.RunAsUser != nil {
+			sc.RunAsUser = &runtimeapi.Int64Value{Value: *psc.RunAsUser}
+		}
+		if psc.RunAsGroup != nil {
+			sc.RunAsGroup = &runtimeapi.Int64Value{Value: *psc.RunAsGroup}
+		}
+		sc.SupplementalGroups = psc.SupplementalGroups
+		if psc.FSGroup != nil {
+			sc.SupplementalGroups = append(sc.SupplementalGroups, *psc.FSGroup)
+		}
+	}
+	csc := c.SecurityContext
+	if csc == nil {
+		return sc
+	}
+	if csc.RunAsUser != nil {
+		sc.RunAsUser = &runtimeapi.Int64Value{Value: *csc.RunAsUser}
+	}
+	if csc.RunAsGroup != nil {
+		sc.RunAsGroup = &runtimeapi.Int64Value{Value: *csc.RunAsGroup}
+	}
+	sc.ReadonlyRootfs = ptr.Deref(csc.ReadOnlyRootFilesystem, false)
+	sc.Privileged = ptr.Deref(csc.Privileged, false)
+	sc.NoNewPrivs = !ptr.Deref(csc.AllowPrivilegeEscalation, true)
+	if sc.Privileged {
+		sc.MaskedPaths, sc.ReadonlyPaths = nil, nil
+	}
+	if caps := csc.Capabilities; caps != nil {
+		sc.Capabilities = &runtimeapi.Capability{}
+		for _, c := range caps.Add {
+			sc.Capabilities.AddCapabilities = append(sc.Capabilities.AddCapabilities, capName(c))
+		}
+		for _, c := range caps.Drop {
+			sc.Capabilities.DropCapabilities = append(sc.Capabilities.DropCapabilities, capName(c))
+		}
+	}
+	return sc
+}
+
+// capName is the runtime's spelling: CAP_NET_ADMIN for NET_ADMIN; ALL
+// stays ALL.
+func capName(c corev1.Capability) string {
+	s := strings.ToUpper(string(c))
+	if s == "ALL" || strings.HasPrefix(s, "CAP_") {
+		return s
+	}
+	return "CAP_" + s
+}
+
+// qosClass is the pod's QoS class as upstream computes it.
+func qosClass(pod *corev1.Pod) corev1.PodQOSClass {
+	if pod.Status.QOSClass != "" {
+		return pod.Status.QOSClass
+	}
+	requests, limits := corev1.ResourceList{}, corev1.ResourceList{}
+	guaranteed := true
+	for _, c := range allContainers(pod) {
+		for name, q := range c.Resources.Requests {
+			if name == corev1.ResourceCPU || name == corev1.ResourceMemory {
+				if !q.IsZero() {
+					add(requests, name, q)
+				}
+			}
+		}
+		have := 0
+		for name, q := range c.Resources.Limits {
+			if name == corev1.ResourceCPU || name == corev1.ResourceMemory {
+				if !q.IsZero() {
+					have++
+					add(limits, name, q)
+				}
+			}
+		}
+		if have < 2 {
+			guaranteed = false
+		}
+	}
+	if len(requests) == 0 && len(limits) == 0 {
+		return corev1.PodQOSBestEffort
+	}
+	if guaranteed {
+		for name, req := range requests {
+			if lim, ok := limits[name]; !ok || lim.Cmp(req) != 0 {
+				guaranteed = false
+			}
+		}
+	}
+	if guaranteed && len(limits) == 2 {
+		return corev1.PodQOSGuaranteed
+	}
+	return corev1.PodQOSBurstable
+}
+
+func add(list corev1.ResourceList, name corev1.ResourceName, q resource.Quantity) {
+	cur := list[name]
+	cur.Add(q)
+	list[name] = cur
+}
+
+// containerEnv resolves env and envFrom: later entries win, env over
+// envFrom, $(VAR) references expanded against what came before.
+func (a *Agent) containerEnv(pod *corev1.Pod, c *corev1.Container, env *podEnv) ([]*runtimeapi.KeyValue, error) {
+	ctx := context.Background()
+	vals := map[string]string{}
+	var order []string
+	set := func(k, v string) {
+		if _, ok := vals[k]; !ok {
+			order = append(order, k)
+		}
+		vals[k] = v
+	}
+	for _, from := range c.EnvFrom {
+		switch {
+		case from.ConfigMapRef != nil:
+			cm, err := a.client.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, from.ConfigMapRef.Name, metav1.GetOptions{})
+			if err != nil {
+				if apierrors.IsNotFound(err) && ptr.Deref(from.ConfigMapRef.Optional, false) {
+					continue
+				}
+				return nil, fmt.Errorf("configmap %q not found", from.ConfigMapRef.Name)
+			}
+			for k, v := range cm.Data {
+				set(from.Prefix+k, v)
+			}
+		case from.SecretRef != nil:
+			s, err := a.client.CoreV1().Secrets(pod.Namespace).Get(ctx, from.SecretRef.Name, metav1.GetOptions{})
+			if err != nil {
+				if apierrors.IsNotFound(err) && ptr.Deref(from.SecretRef.Optional, false) {
+					continue
+				}
+				return nil, fmt.Errorf("secret %q not found", from.SecretRef.Name)
+			}
+			for k, v := range s.Data {
+				set(from.Prefix+k, string(v))
+			}
+		}
+	}
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			set(e.Name, expand(e.Value, vals))
+			continue
+		}
+		v, skip, err := a.envValueFrom(ctx, pod, c, env, e.ValueFrom)
+		if err != nil {
+			return nil, fmt.Errorf("env %s: %w", e.Name, err)
+		}
+		if !skip {
+			set(e.Name, v)
+		}
+	}
+	out := make([]*runtimeapi.KeyValue, 0, len(order))
+	for _, k := range order {
+		out = append(out, &runtimeapi.KeyValue{Key: k, Value: []byte(vals[k])})
+	}
+	return out, nil
+}
+
+func (a *Agent) envValueFrom(ctx context.Context, pod *corev1.Pod, c *corev1.Container, env *podEnv, from *corev1.EnvVarSource) (value string, skip bool, err error) {
+	switch {
+	case from.ConfigMapKeyRef != nil:
+		ref := from.ConfigMapKeyRef
+		cm, err := a.client.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			if apierrors.IsNotFound(err) && ptr.Deref(ref.Optional, false) {
+				return "", true, nil
+			}
+			return "", false, fmt.Errorf("configmap %q not found", ref.Name)
+		}
+		v, ok := cm.Data[ref.Key]
+		if !ok {
+			if ptr.Deref(ref.Optional, false) {
+				return "", true, nil
+			}
+			return "", false, fmt.Errorf("couldn't find key %s in ConfigMap %s/%s", ref.Key, pod.Namespace, ref.Name)
+		}
+		return v, false, nil
+	case from.SecretKeyRef != nil:
+		ref := from.SecretKeyRef
+		s, err := a.client.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			if apierrors.IsNotFound(err) && ptr.Deref(ref.Optional, false) {
+				return "", true, nil
+			}
+			return "", false, fmt.Errorf("secret %q not found", ref.Name)
+		}
+		v, ok := s.Data[ref.Key]
+		if !ok {
+			if ptr.Deref(ref.Optional, false) {
+				return "", true, nil
+			}
+			return "", false, fmt.Errorf("couldn't find key %s in Secret %s/%s", ref.Key, pod.Namespace, ref.Name)
+		}
+		return string(v), false, nil
+	case from.FieldRef != nil:
+		v, err := podField(pod, from.FieldRef.FieldPath, env)
+		return v, false, err
+	case from.ResourceFieldRef != nil:
+		v, err := a.resourceField(pod, c, from.ResourceFieldRef)
+		return v, false, err
+	}
+	return "", true, nil
+}
+
+// podField answers a downward API fieldRef.
+func podField(pod *corev1.Pod, path string, env *podEnv) (string, error) {
+	if k, ok := strings.CutPrefix(path, "metadata.labels['"); ok {
+		return pod.Labels[strings.TrimSuffix(k, "']")], nil
+	}
+	if k, ok := strings.CutPrefix(path, "metadata.annotations['"); ok {
+		return pod.Annotations[strings.TrimSuffix(k, "']")], nil
+	}
+	switch path {
+	case "metadata.name":
+		return pod.Name, nil
+	case "metadata.namespace":
+		return pod.Namespace, nil
+	case "metadata.uid":
+		return string(pod.UID), nil
+	case "metadata.labels":
+		return formatMap(pod.Labels), nil
+	case "metadata.annotations":
+		return formatMap(pod.Annotations), nil
+	case "spec.nodeName":
+		return pod.Spec.NodeName, nil
+	case "spec.serviceAccountName":
+		return pod.Spec.ServiceAccountName, nil
+	case "status.hostIP", "status.hostIPs":
+		return env.hostIP, nil
+	case "status.podIP", "status.podIPs":
+		return env.podIP, nil
+	}
+	return "", fmt.Errorf("unsupported fieldPath %q", path)
+}
+
+// formatMap renders labels or annotations as the downward API does:
+// key="value" lines, sorted.
+func formatMap(m map[string]string) string {
+	lines := make([]string, 0, len(m))
+	for k, v := range m {
+		lines = append(lines, fmt.Sprintf("%s=%q", k, v))
+	}
+	sortStrings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// resourceField answers a resourceFieldRef; an unset limit is the node's
+// allocatable, as upstream.
+func (a *Agent) resourceField(pod *corev1.Pod, c *corev1.Container, ref *corev1.ResourceFieldSelector) (string, error) {
+	target := c
+	if ref.ContainerName != "" {
+		if target = findContainer(pod, ref.ContainerName); target == nil {
+			return "", fmt.Errorf("no container %q", ref.ContainerName)
+		}
+	}
+	var q resource.Quantity
+	kind, name, _ := strings.Cut(ref.Resource, ".")
+	res := corev1.ResourceName(name)
+	switch kind {
+	case "limits":
+		q = target.Resources.Limits[res]
+		if q.IsZero() {
+			switch res {
+			case corev1.ResourceCPU:
+				q = *resource.NewQuantity(int64(numCPU()), resource.DecimalSI)
+			case corev1.ResourceMemory:
+				q = *resource.NewQuantity(readMeminfo()["MemTotal"], resource.BinarySI)
+			}
+		}
+	case "requests":
+		q = target.Resources.Requests[res]
+	default:
+		return "", fmt.Errorf("unsupported resource %q", ref.Resource)
+	}
+	divisor := ref.Divisor
+	if divisor.IsZero() {
+		divisor = resource.MustParse("1")
+	}
+	if res == corev1.ResourceCPU {
+		// Rounded up, at least 1, as upstream.
+		v := (q.MilliValue() + divisor.MilliValue() - 1) / divisor.MilliValue()
+		return strconv.FormatInt(max(v, 1), 10), nil
+	}
+	return strconv.FormatInt((q.Value()+divisor.Value()-1)/divisor.Value(), 10), nil
+}
+
+// expand replaces $(NAME) with its value where NAME is known; $$ is a
+// literal $; unknown references stay as written, as upstream.
+func expand(s string, vals map[string]string) string {
+	if !strings.Contains(s, "$") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 >= len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '(':
+			end := strings.IndexByte(s[i+2:], ')')
+			if end < 0 {
+				b.WriteString(s[i:])
+				return b.String()
+			}
+			name := s[i+2 : i+2+end]
+			if v, ok := vals[name]; ok {
+				b.WriteString(v)
+			} else {
+				b.WriteString(s[i : i+3+end])
+			}
+			i += 2 + end
+		default:
+			b.WriteByte('$')
+		}
+	}
+	return b.String()
+}
