@@ -18,6 +18,8 @@ const (
 type backoffEntry struct {
 	delay time.Duration
 	last  time.Time
+	// warned is set once the BackOff event of this wait was sent.
+	warned bool
 }
 
 func backoffKey(uid types.UID, name string) string { return string(uid) + "/" + name }
@@ -75,6 +77,7 @@ func (a *Agent) bump(key string) time.Duration {
 		e.delay = min(2*e.delay, backoffMax)
 	}
 	e.last = time.Now()
+	e.warned = false
 	return e.delay
 }
 
@@ -92,4 +95,17 @@ func (a *Agent) forgetBackoff(uid types.UID) {
 			delete(a.backoff, k)
 		}
 	}
+}
+
+// firstWarning reports whether this is the first look at the current
+// back-off wait, so that it is announced by one event, not every sync.
+func (a *Agent) firstWarning(uid types.UID, name string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e := a.backoff[backoffKey(uid, name)]
+	if e == nil || e.warned {
+		return false
+	}
+	e.warned = true
+	return true
 }

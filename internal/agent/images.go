@@ -23,6 +23,7 @@ func (a *Agent) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Cont
 	if c.ImagePullPolicy != corev1.PullAlways {
 		st, err := a.images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: spec})
 		if err == nil && st.Image != nil {
+			a.event(pod, corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.Image)
 			return st.Image.Id, nil
 		}
 		if c.ImagePullPolicy == corev1.PullNever {

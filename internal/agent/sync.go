@@ -195,7 +195,9 @@ func (a *Agent) restart(ctx context.Context, w *podWorker, pod *corev1.Pod, c *c
 	if wait := a.inBackoff(pod.UID, c.Name); wait > 0 {
 		state.waiting[c.Name] = waiting{"CrashLoopBackOff", fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
 			a.backoffDelay(pod.UID, c.Name), c.Name, pod.Name, pod.Namespace, pod.UID)}
-		a.event(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID)
+		if a.firstWarning(pod.UID, c.Name) {
+			a.event(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID)
+		}
 		w.syncAgain(wait)
 		return
 	}

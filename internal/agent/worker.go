@@ -13,7 +13,7 @@ import (
 // resyncPeriod is how often a worker syncs its pod without being woken:
 // it catches whatever no event announced (a configMap volume's source
 // changing, say).
-const resyncPeriod = 30 * time.Second
+const resyncPeriod = 10 * time.Second
 
 // podWorker drives one pod (by UID) through its life on this node.
 type podWorker struct {

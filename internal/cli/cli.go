@@ -109,6 +109,7 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&nodeIP, "node-ip", "", "IP address of this machine's node (default: the address of the default route's interface)")
 	fs.StringVar(&cfg.Node.RuntimeEndpoint, "container-runtime-endpoint", "", "CRI endpoint of a container runtime you run (default: lotse runs containerd itself)")
 	fs.StringVar(&cfg.Node.PodCIDR, "pod-cidr", "10.42.0.0/24", "pod addresses of this machine's node")
+	fs.StringVar(&cfg.Node.Bridge, "cni-bridge", "lotse0", "Linux bridge the pods of this machine's node attach to")
 	fs.IntVar(&cfg.Node.Port, "agent-port", 10250, "port of the node agent's API (-1 picks a free one)")
 	fs.StringSliceVar(&cfg.Controllers, "controllers", []string{"*"}, "controllers to run: * for all, name to enable, -name to disable")
 	fs.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler")

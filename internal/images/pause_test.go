@@ -59,74 +59,88 @@ func TestPauseBinaryIsMinimalStaticELF(t *testing.T) {
 	}
 }
 
-// startPause writes the pause binary to a temp file, runs it and returns the
-// command and a channel that receives its Wait result.
-func startPause(t *testing.T) (*exec.Cmd, <-chan error) {
+// pauseProc is a running pause program; done is closed once it has exited,
+// and err then holds its Wait result.
+type pauseProc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// exited waits up to d for the process to end and reports whether it did.
+func (p *pauseProc) exited(d time.Duration) bool {
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// startPause writes the pause binary to a temp file and runs it, killing it
+// when the test ends.
+func startPause(t *testing.T) *pauseProc {
 	t.Helper()
 	requireAMD64(t)
 	path := filepath.Join(t.TempDir(), "pause")
 	if err := os.WriteFile(path, PauseBinary(), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(path)
-	if err := cmd.Start(); err != nil {
+	p := &pauseProc{cmd: exec.Command(path), done: make(chan struct{})}
+	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("exec pause: %v", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
+		_ = p.cmd.Process.Kill()
+		<-p.done
 	})
 	// Give it time to install its handlers, and make sure it did not exit.
-	select {
-	case err := <-done:
-		t.Fatalf("pause exited on its own: %v", err)
-	case <-time.After(200 * time.Millisecond):
+	if p.exited(200 * time.Millisecond) {
+		t.Fatalf("pause exited on its own: %v", p.err)
 	}
-	return cmd, done
+	return p
 }
 
 func TestPauseExitsZeroOnSignal(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
-			cmd, done := startPause(t)
-			if err := cmd.Process.Signal(sig); err != nil {
+			p := startPause(t)
+			if err := p.cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("pause after %v: %v, want exit status 0", sig, err)
-				}
-			case <-time.After(time.Second):
+			if !p.exited(time.Second) {
 				t.Fatalf("pause still running 1s after %v", sig)
+			}
+			if p.err != nil {
+				t.Fatalf("pause after %v: %v, want exit status 0", sig, p.err)
 			}
 		})
 	}
 }
 
 func TestPauseSurvivesSIGCHLDAndSIGWINCH(t *testing.T) {
-	cmd, done := startPause(t)
+	p := startPause(t)
 	// SIGCHLD is ignored; SIGWINCH is ignored by default. Neither may stop
 	// or confuse it.
 	for _, sig := range []syscall.Signal{syscall.SIGCHLD, syscall.SIGWINCH} {
-		if err := cmd.Process.Signal(sig); err != nil {
+		if err := p.cmd.Process.Signal(sig); err != nil {
 			t.Fatal(err)
 		}
 	}
-	select {
-	case err := <-done:
-		t.Fatalf("pause exited after SIGCHLD/SIGWINCH: %v", err)
-	case <-time.After(200 * time.Millisecond):
+	if p.exited(200 * time.Millisecond) {
+		t.Fatalf("pause exited after SIGCHLD/SIGWINCH: %v", p.err)
 	}
 }
 
 // TestPauseSignalDispositions checks what the kernel records: handlers for
 // SIGINT and SIGTERM, SIGCHLD ignored so orphans are reaped automatically.
 func TestPauseSignalDispositions(t *testing.T) {
-	cmd, _ := startPause(t)
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	p := startPause(t)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -145,6 +145,18 @@ const startTimeout = 90 * time.Second
 var apiOnly = []string{"--disable-scheduler", "--controllers", "*,-deployment,-replicaset"}
 
 func startServer(bin, dataDir, port string, extraArgs ...string) (*lotseServer, error) {
+	return launchServer(bin, dataDir, port, append([]string{"--disable-agent"}, extraArgs...))
+}
+
+// startNodeServer runs a server with its node: containerd, runc and CNI
+// for real, on a pod network and bridge of its own so that it stays out
+// of the way of a lotse the developer may run.
+func startNodeServer(bin, dataDir string, extraArgs ...string) (*lotseServer, error) {
+	return launchServer(bin, dataDir, "0", append([]string{"--agent-port", "-1", "--node-name", "e2e-node",
+		"--pod-cidr", "10.89.0.0/24", "--cni-bridge", "lotse-e2e0"}, extraArgs...))
+}
+
+func launchServer(bin, dataDir, port string, extraArgs []string) (*lotseServer, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -154,7 +166,7 @@ func startServer(bin, dataDir, port string, extraArgs ...string) (*lotseServer, 
 		return nil, err
 	}
 	args := append([]string{"server", "--data-dir", dataDir, "--bind-address", "127.0.0.1",
-		"--https-port", port, "--disable-agent", "--log-level", "info"}, extraArgs...)
+		"--https-port", port, "--log-level", "info"}, extraArgs...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = logFile
 	stdout, err := cmd.StdoutPipe()

@@ -1,0 +1,376 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/lotse/lotse/internal/containerd"
+	"github.com/lotse/lotse/internal/images"
+)
+
+// TestNode runs real pods on the server's own node — containerd, runc and
+// the CNI plugins from Debian — and checks with kubectl what a user sees:
+// the node, pods Running with an IP, logs, exec, port-forward, graceful
+// deletion, crash loops, OOM kills, probes, volumes and env, init
+// containers, and pods surviving a restart of lotse.
+func TestNode(t *testing.T) {
+	if err := containerd.CheckBinaries(); err != nil {
+		t.Fatal(err) // CI installs them; a machine without them cannot pass
+	}
+	bin, err := lotseBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(t.TempDir(), "data")
+	srv, err := startNodeServer(bin, dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if srv != nil {
+			cleanupNode(t, srv)
+		}
+	}()
+	k := srv.kubectl(t)
+
+	// The node registers with what `get nodes -o wide` shows.
+	waitFor(t, 30*time.Second, "node Ready", func() (bool, string) {
+		r := k.run(t, "get", "nodes", "-o", "wide")
+		return strings.Contains(r.stdout, " Ready ") && strings.Contains(r.stdout, "containerd://"), r.String()
+	})
+	node := getJSON(t, k, "node", "e2e-node")
+	for _, res := range []string{"cpu", "memory", "pods", "ephemeral-storage"} {
+		if field(node, "status", "allocatable", res) == nil {
+			t.Errorf("node has no allocatable %s", res)
+		}
+	}
+	k.ok(t, "get", "lease", "-n", "kube-node-lease", "e2e-node")
+
+	// Images come from lotse's own registry: no internet needed.
+	archive := filepath.Join(t.TempDir(), "busybox.tar")
+	writeBusyboxArchive(t, archive, "busybox:1.36")
+	out, err := exec.Command(bin, "image", "import", "--kubeconfig", srv.Kubeconfig, archive).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "imported docker.io/library/busybox:1.36") {
+		t.Fatalf("lotse image import: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "image", "ls", "--kubeconfig", srv.Kubeconfig).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "docker.io/library/busybox") || !strings.Contains(string(out), "lotse.local/pause") {
+		t.Fatalf("lotse image ls: %v\n%s", err, out)
+	}
+	k.createNamespace(t, "node")
+	n := func(args ...string) []string { return append([]string{"-n", "node"}, args...) }
+
+	t.Run("run, exec, port-forward", func(t *testing.T) {
+		k.ok(t, n("run", "web", "--image=busybox:1.36", "--port=8080", "--", "httpd", "-f", "-p", "8080", "-h", "/etc")...)
+		ip := waitRunning(t, k, "web")
+		if !strings.HasPrefix(ip, "10.89.0.") {
+			t.Errorf("pod IP %q is not from the node's pod CIDR 10.89.0.0/24", ip)
+		}
+		// The pod is reachable from the host on its IP.
+		body := httpGet(t, "http://"+net.JoinHostPort(ip, "8080")+"/hostname")
+		if strings.TrimSpace(body) != "web" {
+			t.Errorf("GET /hostname on the pod IP = %q, want web", body)
+		}
+		if got := k.ok(t, n("exec", "web", "--", "hostname")...); strings.TrimSpace(got) != "web" {
+			t.Errorf("exec hostname = %q", got)
+		}
+		r := k.runStdin(t, "echo from-stdin; exit 3\n", n("exec", "-i", "web", "--", "sh")...)
+		if r.code == 0 || !strings.Contains(r.stdout, "from-stdin") || !strings.Contains(r.stderr, "exit code 3") {
+			t.Errorf("exec -i with exit 3:\n%s", r)
+		}
+		port := freePort(t)
+		pf := k.start(t, n("port-forward", "pod/web", port+":8080")...)
+		pf.waitFor(t, "port-forward to listen", func(s string) bool { return strings.Contains(s, "Forwarding from") })
+		if body := httpGet(t, "http://127.0.0.1:"+port+"/hostname"); strings.TrimSpace(body) != "web" {
+			t.Errorf("GET through port-forward = %q, want web", body)
+		}
+		pf.stop()
+	})
+
+	t.Run("logs and graceful delete", func(t *testing.T) {
+		k.ok(t, n("run", "logger", "--image=busybox:1.36", "--", "sh", "-c", `i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 0.2; done`)...)
+		waitRunning(t, k, "logger")
+		follow := k.start(t, n("logs", "-f", "logger")...)
+		follow.waitFor(t, "followed log lines", func(s string) bool { return strings.Contains(s, "tick 10\n") })
+		follow.stop()
+		if got := strings.Split(strings.TrimSpace(k.ok(t, n("logs", "logger", "--tail=2")...)), "\n"); len(got) != 2 {
+			t.Errorf("logs --tail=2 gave %d lines: %q", len(got), got)
+		}
+		ts := k.ok(t, n("logs", "logger", "--tail=1", "--timestamps")...)
+		if _, err := time.Parse(time.RFC3339Nano, strings.Fields(ts)[0]); err != nil {
+			t.Errorf("logs --timestamps: %q: %v", ts, err)
+		}
+		// sh ignores SIGTERM: the grace period runs out, then SIGKILL.
+		start := time.Now()
+		k.ok(t, n("delete", "pod", "logger", "--grace-period=2")...)
+		if d := time.Since(start); d < 2*time.Second || d > 15*time.Second {
+			t.Errorf("delete with a 2s grace period took %v", d)
+		}
+		k.fails(t, n("get", "pod", "logger")...)
+	})
+
+	t.Run("crash loop and OOM kill", func(t *testing.T) {
+		k.okStdin(t, `apiVersion: v1
+kind: Pod
+metadata: {name: crash}
+spec:
+  containers: [{name: c, image: "busybox:1.36", command: [sh, -c, "echo dying; exit 2"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: oom}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox:1.36
+    command: [sh, -c, "x=a; while true; do x=$x$x; done"]
+    resources: {limits: {memory: 20Mi}}
+`, n("apply", "-f", "-")...)
+		waitFor(t, 60*time.Second, "CrashLoopBackOff", func() (bool, string) {
+			r := k.run(t, n("get", "pod", "crash", "--no-headers")...)
+			return strings.Contains(r.stdout, "CrashLoopBackOff"), r.String()
+		})
+		pod := getJSON(t, k, n("pod", "crash")...)
+		cs := field(pod, "status", "containerStatuses").([]any)[0]
+		if rc, _ := field(cs, "restartCount").(float64); rc < 1 {
+			t.Errorf("restartCount = %v, want >= 1", rc)
+		}
+		if code := field(cs, "lastState", "terminated", "exitCode"); code != float64(2) {
+			t.Errorf("lastState exit code = %v, want 2", code)
+		}
+		if got := k.ok(t, n("logs", "crash", "--previous")...); !strings.Contains(got, "dying") {
+			t.Errorf("logs --previous = %q", got)
+		}
+		waitFor(t, 60*time.Second, "OOMKilled", func() (bool, string) {
+			r := k.run(t, n("get", "pod", "oom", "-o", "jsonpath={.status.phase} {.status.containerStatuses[0].state.terminated.reason} {.status.containerStatuses[0].state.terminated.exitCode}")...)
+			return r.stdout == "Failed OOMKilled 137", r.String()
+		})
+		k.ok(t, n("delete", "pod", "crash", "oom", "--grace-period=0", "--force")...)
+	})
+
+	t.Run("probes", func(t *testing.T) {
+		k.okStdin(t, `apiVersion: v1
+kind: Pod
+metadata: {name: probed}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: busybox:1.36
+    command: [httpd, -f, -p, "8080", -h, /etc]
+    readinessProbe: {httpGet: {path: /hostname, port: 8080}, periodSeconds: 1}
+  - name: flaky
+    image: busybox:1.36
+    command: [sh, -c, "touch /tmp/alive; sleep 3; rm /tmp/alive; sleep 3600"]
+    livenessProbe: {exec: {command: [test, -f, /tmp/alive]}, periodSeconds: 1, failureThreshold: 2}
+  - name: never-ready
+    image: busybox:1.36
+    command: [sleep, "3600"]
+    readinessProbe: {tcpSocket: {port: 9999}, periodSeconds: 1}
+`, n("apply", "-f", "-")...)
+		start := time.Now()
+		waitFor(t, 60*time.Second, "liveness restart", func() (bool, string) {
+			r := k.run(t, n("get", "pod", "probed", "-o", "jsonpath={.status.containerStatuses[?(@.name==\"flaky\")].restartCount}")...)
+			c, _ := strconv.Atoi(strings.TrimSpace(r.stdout))
+			return c >= 1, r.String()
+		})
+		t.Logf("liveness restart after %v", time.Since(start))
+		waitFor(t, 30*time.Second, "web ready, never-ready not", func() (bool, string) {
+			r := k.run(t, n("get", "pod", "probed", "-o", "jsonpath={range .status.containerStatuses[*]}{.name}={.ready} {end}")...)
+			return strings.Contains(r.stdout, "web=true") && strings.Contains(r.stdout, "never-ready=false"), r.String()
+		})
+		if r := k.run(t, n("get", "pod", "probed", "--no-headers")...); !strings.Contains(r.stdout, "/3") || strings.Contains(r.stdout, "3/3") {
+			t.Errorf("READY column with one unready container: %s", r)
+		}
+		if ev := k.ok(t, n("get", "events", "--field-selector", "involvedObject.name=probed")...); !strings.Contains(ev, "Liveness probe failed") {
+			t.Errorf("no Unhealthy liveness event:\n%s", ev)
+		}
+		k.ok(t, n("delete", "pod", "probed", "--grace-period=0", "--force")...)
+	})
+
+	t.Run("volumes, env and init containers", func(t *testing.T) {
+		k.ok(t, n("create", "secret", "generic", "creds", "--from-literal=password=s3cret")...)
+		k.ok(t, n("create", "configmap", "settings", "--from-literal=mode=fast")...)
+		k.okStdin(t, `apiVersion: v1
+kind: Pod
+metadata: {name: vols, labels: {app: vols}}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - {name: prepare, image: "busybox:1.36", command: [sh, -c, "echo prepared > /work/state"], volumeMounts: [{name: work, mountPath: /work}]}
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: [sh, -c, "cat /work/state; cat /secret/password; echo; mount | grep ' /secret '; echo mode=$MODE name=$POD_NAME app=$(cat /info/labels); sleep 3600"]
+    env:
+    - {name: MODE, valueFrom: {configMapKeyRef: {name: settings, key: mode}}}
+    - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    volumeMounts:
+    - {name: work, mountPath: /work}
+    - {name: secret, mountPath: /secret}
+    - {name: info, mountPath: /info}
+    - {name: conf, mountPath: /conf}
+  volumes:
+  - {name: work, emptyDir: {}}
+  - {name: secret, secret: {secretName: creds}}
+  - {name: conf, configMap: {name: settings}}
+  - {name: info, downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: "metadata.labels['app']"}}]}}
+`, n("apply", "-f", "-")...)
+		waitRunning(t, k, "vols")
+		waitFor(t, 20*time.Second, "the container's output", func() (bool, string) {
+			r := k.run(t, n("logs", "vols")...)
+			return strings.Contains(r.stdout, "mode=fast"), r.String()
+		})
+		logs := k.ok(t, n("logs", "vols")...)
+		for _, want := range []string{"prepared", "s3cret", "tmpfs on /secret", "mode=fast name=vols app=vols"} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("output lacks %q:\n%s", want, logs)
+			}
+		}
+		if got := k.ok(t, n("logs", "vols", "-c", "prepare")...); got != "" {
+			t.Errorf("init container logged %q", got)
+		}
+		// A configMap volume follows its source in place.
+		k.ok(t, n("patch", "configmap", "settings", "-p", `{"data":{"mode":"slow"}}`)...)
+		waitFor(t, 40*time.Second, "configMap volume update", func() (bool, string) {
+			r := k.run(t, n("exec", "vols", "--", "cat", "/conf/mode")...)
+			return r.stdout == "slow", r.String()
+		})
+	})
+
+	t.Run("pods survive a restart of lotse", func(t *testing.T) {
+		before := k.ok(t, n("get", "pod", "web", "-o", "jsonpath={.status.containerStatuses[0].containerID}")...)
+		if err := srv.stop(); err != nil {
+			t.Fatal(err)
+		}
+		srv, err = startNodeServer(bin, dataDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k = srv.kubectl(t)
+		waitFor(t, 30*time.Second, "web Running after restart", func() (bool, string) {
+			r := k.run(t, n("get", "pod", "web", "-o", "jsonpath={.status.phase} {.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].containerID}")...)
+			return r.stdout == "Running 0 "+before, r.String()
+		})
+		// The agent is back once it has re-registered (its port is new).
+		waitFor(t, 30*time.Second, "exec after restart", func() (bool, string) {
+			r := k.run(t, n("exec", "web", "--", "hostname")...)
+			return strings.TrimSpace(r.stdout) == "web", r.String()
+		})
+	})
+}
+
+// waitRunning waits for a pod to run and returns its IP.
+func waitRunning(t *testing.T, k *kubectl, name string) string {
+	t.Helper()
+	var ip string
+	waitFor(t, 60*time.Second, name+" Running", func() (bool, string) {
+		r := k.run(t, "-n", "node", "get", "pod", name, "-o", "jsonpath={.status.phase} {.status.podIP}")
+		phase, addr, _ := strings.Cut(r.stdout, " ")
+		ip = addr
+		return phase == "Running" && addr != "", r.String()
+	})
+	return ip
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, ok func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		done, last := ok()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s; last:\n%s", timeout, what, last)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	var lastErr error
+	for i := 0; i < 20; i++ {
+		resp, err := client.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return string(body)
+		}
+		lastErr = err
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("GET %s: %v", url, lastErr)
+	return ""
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// writeBusyboxArchive builds a busybox image from Debian's busybox-static
+// and writes it as a docker archive tagged ref.
+func writeBusyboxArchive(t *testing.T, path, ref string) {
+	t.Helper()
+	img, err := images.Busybox("/bin/busybox")
+	if err != nil {
+		t.Fatalf("%v (apt-get install busybox-static)", err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := images.WriteArchive(f, ref, img); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cleanupNode removes every pod the test left, through the API first
+// (the agent stops them), then, for anything still there, straight
+// through CRI, and stops the server: no containers outlive the test.
+func cleanupNode(t *testing.T, srv *lotseServer) {
+	k := srv.kubectl(t)
+	k.run(t, "-n", "node", "delete", "pods", "--all", "--grace-period=1", "--wait=true", "--timeout=60s")
+	k.run(t, "delete", "namespace", "node", "--wait=true", "--timeout=60s")
+	sock := containerd.Layout{Dir: filepath.Join(srv.DataDir, "agent", "containerd")}.Endpoint()
+	if conn, err := containerd.Dial(sock); err == nil {
+		rt := runtimeapi.NewRuntimeServiceClient(conn)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		if list, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
+			for _, sb := range list.Items {
+				if sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+					t.Errorf("pod %s/%s still had a sandbox after its namespace was deleted", sb.Metadata.Namespace, sb.Metadata.Name)
+				}
+				_, _ = rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id})
+				_, _ = rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id})
+			}
+		}
+		cancel()
+		conn.Close()
+	}
+	if err := srv.stop(); err != nil {
+		t.Error(err)
+	}
+}
+
