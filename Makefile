@@ -6,22 +6,25 @@ PKGS      := ./...
 # dependency set once.
 export GOFLAGS := -buildvcs=false
 
-.PHONY: help build test unit e2e lint bench fuzz clean
+.PHONY: help build deps test unit e2e lint bench fuzz clean
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
 build: ## build bin/lotse
 	$(GO) build -o $(BIN) ./cmd/lotse
+
+deps: ## install what a node needs (containerd, runc, CNI plugins, busybox-static) from Debian
+	./hack/deps.sh
 
 test: unit e2e ## run the whole test suite (what CI runs)
 
 # -p 1: most packages start real control planes; on two cores, running
 # them side by side only makes their timing-sensitive waits flaky.
-unit: ## unit and in-process integration tests
+unit: deps ## unit and in-process integration tests
 	$(GO) test -p 1 -count=1 -timeout 20m $$($(GO) list ./... | grep -v /test/e2e)
 
-e2e: build ## end-to-end tests: the built binary driven by the installed kubectl
+e2e: deps build ## end-to-end tests: the built binary driven by the installed kubectl
 	LOTSE_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m ./test/e2e/...
 
 lint: ## gofmt and go vet

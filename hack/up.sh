@@ -7,6 +7,7 @@ DATA_DIR=${LOTSE_DATA_DIR:-/var/lib/lotse}
 LOG=${LOTSE_LOG:-$DATA_DIR/server.log}
 
 command -v go >/dev/null || { echo "lotse: Go is required (https://go.dev/dl)"; exit 1; }
+./hack/deps.sh
 make build
 mkdir -p "$DATA_DIR"
 if [ -f "$DATA_DIR/server.pid" ] && kill -0 "$(cat "$DATA_DIR/server.pid")" 2>/dev/null; then
@@ -17,6 +18,8 @@ else
 fi
 for _ in $(seq 1 120); do
   if grep -q "admin kubeconfig:" "$LOG" 2>/dev/null; then
+    # An image to try things with, built from this machine's busybox.
+    ./bin/lotse image busybox --kubeconfig "$DATA_DIR/admin.kubeconfig" busybox:latest busybox:1.36 >/dev/null
     echo "lotse server is running (log: $LOG, stop: kill \$(cat $DATA_DIR/server.pid))"
     echo "export KUBECONFIG=$DATA_DIR/admin.kubeconfig"
     exit 0

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -29,6 +30,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"server", "run the control plane: embedded etcd and the Kubernetes API", runServer},
+		{"agent", "join this machine to a cluster as a node", runAgent},
 		{"controller-manager", "run the controllers against any Kubernetes API server", runControllerManager},
 		{"scheduler", "run the scheduler against any Kubernetes API server", runScheduler},
 		{"sim", "run simulated nodes against any Kubernetes API server", runSim},
@@ -141,6 +143,8 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	select {
 	case <-srv.ReadyNotify():
 		fmt.Fprintf(stdout, "lotse server is ready at %s\nadmin kubeconfig: %s\n  export KUBECONFIG=%s\n", srv.URL(), srv.KubeconfigPath(), srv.KubeconfigPath())
+		fmt.Fprintf(stdout, "join other machines as nodes with (token in %s):\n  lotse agent --server %s --token %s\n",
+			filepath.Join(cfg.DataDir, "node-token"), srv.URL(), srv.NodeToken())
 	case <-srv.StopNotify():
 	}
 	<-srv.StopNotify()

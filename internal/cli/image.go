@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
 
+	"github.com/lotse/lotse/internal/images"
 	imageregistry "github.com/lotse/lotse/internal/registry"
 )
 
@@ -29,7 +30,7 @@ func runImage(args []string, stdout, stderr io.Writer) error {
 	fs := pflag.NewFlagSet("lotse image", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage:\n  lotse image import [--kubeconfig PATH] FILE.tar...   load OCI or docker-archive tarballs\n  lotse image ls [--kubeconfig PATH]                   list the images lotse serves\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage:\n  lotse image import [--kubeconfig PATH] FILE.tar...   load OCI or docker-archive tarballs\n  lotse image ls [--kubeconfig PATH]                   list the images lotse serves\n  lotse image busybox [--kubeconfig PATH] [REF...]     build busybox images from this machine's static /bin/busybox\n                                                       (default busybox:latest) and load them\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	kubeconfig := fs.String("kubeconfig", defaultKubeconfig(), "kubeconfig of the server whose registry to use")
@@ -61,6 +62,21 @@ func runImage(args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "ls", "list":
 		return reg.list(stdout)
+	case "busybox":
+		img, err := images.Busybox("/bin/busybox")
+		if err != nil {
+			return err
+		}
+		refs := fs.Args()[1:]
+		if len(refs) == 0 {
+			refs = []string{"busybox:latest"}
+		}
+		for _, ref := range refs {
+			if err := reg.push(ref, img, stdout); err != nil {
+				return err
+			}
+		}
+		return nil
 	default:
 		return fmt.Errorf("unknown subcommand %q: use import or ls", sub)
 	}

@@ -237,6 +237,27 @@ func (b *Bundle) IssueServingCert(name string, dnsNames []string, ips []net.IP, 
 	})
 }
 
+// SignClientKey certifies pub (from a node's certificate request: its
+// private key never leaves the node) as user in groups.
+func (b *Bundle) SignClientKey(pub crypto.PublicKey, user string, groups []string, validity time.Duration) ([]byte, error) {
+	return b.sign(pub, leafTemplate{
+		subject:  pkix.Name{CommonName: user, Organization: slices.Clone(groups)},
+		usage:    x509.ExtKeyUsageClientAuth,
+		notAfter: time.Now().Add(validity),
+	})
+}
+
+// SignServingKey certifies pub for serving TLS as dnsNames and ips.
+func (b *Bundle) SignServingKey(pub crypto.PublicKey, name string, dnsNames []string, ips []net.IP, validity time.Duration) ([]byte, error) {
+	return b.sign(pub, leafTemplate{
+		subject:  pkix.Name{CommonName: name},
+		usage:    x509.ExtKeyUsageServerAuth,
+		dnsNames: slices.Clone(dnsNames),
+		ips:      slices.Clone(ips),
+		notAfter: time.Now().Add(validity),
+	})
+}
+
 // leafTemplate is what differs between the leaf certificates we issue.
 type leafTemplate struct {
 	subject  pkix.Name
@@ -252,9 +273,22 @@ func (b *Bundle) issue(t leafTemplate) (certPEM, keyPEM []byte, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("pki: generate key: %w", err)
 	}
-	serial, err := newSerial()
+	certPEM, err = b.sign(key.Public(), t)
 	if err != nil {
 		return nil, nil, err
+	}
+	keyPEM, err = encodeKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return certPEM, keyPEM, nil
+}
+
+// sign makes a certificate for pub signed by the CA.
+func (b *Bundle) sign(pub crypto.PublicKey, t leafTemplate) ([]byte, error) {
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
 	}
 	notAfter := t.notAfter
 	// A leaf that outlives its CA would fail verification early anyway.
@@ -272,15 +306,11 @@ func (b *Bundle) issue(t leafTemplate) (certPEM, keyPEM []byte, err error) {
 		DNSNames:              t.dnsNames,
 		IPAddresses:           t.ips,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, b.CA, key.Public(), b.CAKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, b.CA, pub, b.CAKey)
 	if err != nil {
-		return nil, nil, fmt.Errorf("pki: sign certificate for %q: %w", t.subject.CommonName, err)
+		return nil, fmt.Errorf("pki: sign certificate for %q: %w", t.subject.CommonName, err)
 	}
-	keyPEM, err = encodeKey(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return encodeCert(der), keyPEM, nil
+	return encodeCert(der), nil
 }
 
 // servingSANs returns the wanted DNS names and IPs of the serving

@@ -24,6 +24,8 @@ import (
 	"github.com/lotse/lotse/internal/apiserver"
 	"github.com/lotse/lotse/internal/apiserver/registry"
 	"github.com/lotse/lotse/internal/etcd"
+	"github.com/lotse/lotse/internal/join"
+	"github.com/lotse/lotse/internal/node"
 	"github.com/lotse/lotse/internal/openapi"
 	"github.com/lotse/lotse/internal/pki"
 	"github.com/lotse/lotse/internal/storage"
@@ -85,6 +87,7 @@ type Server struct {
 	err        error
 	pki        *pki.Bundle
 	etcd       []string
+	token      string
 }
 
 // New validates cfg and fills defaults; Start runs the server.
@@ -104,6 +107,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Node.PodCIDR == "" {
+		cfg.Node.PodCIDR = node.DefaultPodCIDR
+	}
 	return &Server{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), stopped: make(chan struct{})}, nil
 }
 
@@ -115,6 +121,9 @@ func (s *Server) KubeconfigPath() string { return s.kubeconfig }
 
 // EtcdEndpoints are the client URLs of the etcd the server uses.
 func (s *Server) EtcdEndpoints() []string { return s.etcd }
+
+// NodeToken is the bootstrap token `lotse agent --token` joins with.
+func (s *Server) NodeToken() string { return s.token }
 
 // PKI returns the cluster's certificates once ready.
 func (s *Server) PKI() *pki.Bundle { return s.pki }
@@ -233,8 +242,15 @@ func (s *Server) run(ctx context.Context) error {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(bundle.CA)
+	joins, err := s.newJoinHandler(bundle, store)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(join.Path, joins)
+	mux.Handle("/", api)
 	httpServer := &http.Server{
-		Handler: api,
+		Handler: mux,
 		TLSConfig: &tls.Config{
 			Certificates: []tls.Certificate{bundle.ServingCert},
 			ClientCAs:    pool,

@@ -1,0 +1,140 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/lotse/lotse/internal/containerd"
+)
+
+// TestAgentJoin joins a node with `lotse agent --token` to a server that
+// runs none, runs a pod on it, and checks that a pod deleted while the
+// agent was down is cleaned up when it comes back.
+func TestAgentJoin(t *testing.T) {
+	if err := containerd.CheckBinaries(); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := lotseBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := startServer(bin, filepath.Join(t.TempDir(), "data"), "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.stop() })
+	token, err := os.ReadFile(filepath.Join(srv.DataDir, "node-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentDir := filepath.Join(t.TempDir(), "agent")
+	agentCmd := func(tok string) *exec.Cmd {
+		return exec.Command(bin, "agent", "--server", srv.URL, "--token", tok, "--data-dir", agentDir,
+			"--node-name", "e2e-worker", "--agent-port", "0", "--cni-bridge", "lotse-e2e1")
+	}
+	log := logFile(t, "agent.log")
+	startAgent := func(tok string) *exec.Cmd {
+		cmd := agentCmd(tok)
+		cmd.Stdout, cmd.Stderr = log, log
+		return cmd
+	}
+
+	// A wrong token is refused, in one line, and the agent exits.
+	bad := agentCmd("abcdef.0123456789abcdef")
+	out, err := bad.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "a valid node token is required") {
+		t.Fatalf("agent with a wrong token: %v\n%s", err, out)
+	}
+
+	agent := startAgent(strings.TrimSpace(string(token)))
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopAgent := func() {
+		_ = agent.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { agent.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			agent.Process.Kill()
+			<-done
+			t.Error("agent did not stop within 15s of SIGTERM")
+		}
+	}
+	k := srv.kubectl(t)
+	waitFor(t, 60*time.Second, "joined node Ready", func() (bool, string) {
+		r := k.run(t, "get", "node", "e2e-worker", "--no-headers")
+		return strings.Contains(r.stdout, " Ready "), r.String()
+	})
+	if cidr := k.ok(t, "get", "node", "e2e-worker", "-o", "jsonpath={.spec.podCIDR}"); !strings.HasPrefix(cidr, "10.42.") || cidr == "10.42.0.0/24" {
+		t.Errorf("joined node's pod CIDR = %q, want a /24 of 10.42.0.0/16 other than the server's", cidr)
+	}
+	archive := filepath.Join(t.TempDir(), "busybox.tar")
+	writeBusyboxArchive(t, archive, "busybox:1.36")
+	if out, err := exec.Command(bin, "image", "import", "--kubeconfig", srv.Kubeconfig, archive).CombinedOutput(); err != nil {
+		t.Fatalf("lotse image import: %v\n%s", err, out)
+	}
+	k.createNamespace(t, "node")
+	k.ok(t, "-n", "node", "run", "sleeper", "--image=busybox:1.36", "--", "sleep", "3600")
+	waitRunning(t, k, "sleeper")
+	if got := k.ok(t, "-n", "node", "exec", "sleeper", "--", "echo", "hi"); strings.TrimSpace(got) != "hi" {
+		t.Errorf("exec on the joined node = %q", got)
+	}
+
+	// Delete the pod while the agent is down: it stays Terminating (no
+	// agent confirms), then goes once the agent is back, containers too.
+	stopAgent()
+	k.ok(t, "-n", "node", "delete", "pod", "sleeper", "--wait=false")
+	if r := k.run(t, "-n", "node", "get", "pod", "sleeper", "--no-headers"); !strings.Contains(r.stdout, "Terminating") {
+		t.Errorf("pod deleted while its agent is down is not Terminating: %s", r)
+	}
+	k.ok(t, "-n", "node", "delete", "pod", "sleeper", "--grace-period=0", "--force")
+	agent = startAgent(strings.TrimSpace(string(token)))
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer stopAgent()
+	sock := containerd.Layout{Dir: filepath.Join(agentDir, "containerd")}.Endpoint()
+	waitFor(t, 60*time.Second, "the orphaned sandbox removed", func() (bool, string) {
+		conn, err := containerd.Dial(sock)
+		if err != nil {
+			return false, err.Error()
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		list, err := runtimeapi.NewRuntimeServiceClient(conn).ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(list.Items) == 0, strings.Repeat("sandbox left\n", len(list.Items))
+	})
+}
+
+// logFile is a file in the test's temporary directory for a process's
+// output, shown when the test fails.
+func logFile(t *testing.T, name string) *os.File {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		f.Close()
+		if t.Failed() {
+			data, _ := os.ReadFile(p)
+			t.Logf("%s:\n%s", name, data)
+		}
+	})
+	return f
+}
