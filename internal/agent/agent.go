@@ -70,6 +70,7 @@ type Agent struct {
 	// backoff remembers restart back-off per container (pod UID/name).
 	backoff map[string]*backoffEntry
 	probes  *probeManager
+	metrics sampler
 	// recorder sends events; nil until Run starts it.
 	recorder record.EventRecorder
 
@@ -165,6 +166,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	run(a.nodeStatusLoop)
 	run(a.relistLoop)
+	run(a.metricsLoop)
 	run(func(ctx context.Context) { a.serve(ctx, ln) })
 	<-ctx.Done()
 	factory.Shutdown()

@@ -37,6 +37,7 @@ func (a *Agent) serve(ctx context.Context, ln net.Listener) {
 	mux.HandleFunc("/exec/{namespace}/{pod}/{container}", a.authorized(a.serveExec))
 	mux.HandleFunc("/attach/{namespace}/{pod}/{container}", a.authorized(a.serveAttach))
 	mux.HandleFunc("/portForward/{namespace}/{pod}", a.authorized(a.servePortForward))
+	mux.HandleFunc("GET /metrics/resource", a.authorized(a.serveMetrics))
 	srv := &http.Server{
 		Handler: mux,
 		TLSConfig: &tls.Config{

@@ -70,7 +70,20 @@ func subresourceKind(k *registry.Kind, sub string) schema.GroupVersionKind {
 	return k.GVK
 }
 
-func newDiscovery(reg *registry.Registry) *discovery {
+// virtualResource is a resource served without storage (metrics.k8s.io).
+type virtualResource struct {
+	Name, Singular, Kind string
+	Namespaced           bool
+	Verbs                []string
+}
+
+// virtualGroupVersion is a group version of virtual resources.
+type virtualGroupVersion struct {
+	GV        schema.GroupVersion
+	Resources []virtualResource
+}
+
+func newDiscovery(reg *registry.Registry, virtual ...virtualGroupVersion) *discovery {
 	d := &discovery{reg: reg, groups: map[string][]byte{}, resources: map[string][]byte{}}
 	d.apiRoot = mustJSON(&metav1.APIVersions{
 		TypeMeta:                   metav1.TypeMeta{Kind: "APIVersions"},
@@ -130,6 +143,28 @@ func newDiscovery(reg *registry.Registry) *discovery {
 		}
 		groupList.Groups[i].Versions = append(groupList.Groups[i].Versions, metav1.GroupVersionForDiscovery{GroupVersion: gv.String(), Version: gv.Version})
 		aggGroups.Items[i].Versions = append(aggGroups.Items[i].Versions, version)
+	}
+	for _, v := range virtual {
+		list := &metav1.APIResourceList{TypeMeta: metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"}, GroupVersion: v.GV.String()}
+		var aggResources []apidiscoveryv2.APIResourceDiscovery
+		for _, r := range v.Resources {
+			list.APIResources = append(list.APIResources, metav1.APIResource{Name: r.Name, SingularName: r.Singular, Namespaced: r.Namespaced, Kind: r.Kind, Verbs: r.Verbs})
+			scope := apidiscoveryv2.ScopeCluster
+			if r.Namespaced {
+				scope = apidiscoveryv2.ScopeNamespace
+			}
+			aggResources = append(aggResources, apidiscoveryv2.APIResourceDiscovery{
+				Resource: r.Name, SingularResource: r.Singular, Scope: scope, Verbs: r.Verbs,
+				ResponseKind: &metav1.GroupVersionKind{Group: v.GV.Group, Version: v.GV.Version, Kind: r.Kind},
+			})
+		}
+		d.resources["/apis/"+v.GV.String()] = mustJSON(list)
+		gvd := metav1.GroupVersionForDiscovery{GroupVersion: v.GV.String(), Version: v.GV.Version}
+		groupList.Groups = append(groupList.Groups, metav1.APIGroup{Name: v.GV.Group, Versions: []metav1.GroupVersionForDiscovery{gvd}, PreferredVersion: gvd})
+		aggGroups.Items = append(aggGroups.Items, apidiscoveryv2.APIGroupDiscovery{
+			ObjectMeta: metav1.ObjectMeta{Name: v.GV.Group},
+			Versions:   []apidiscoveryv2.APIVersionDiscovery{{Version: v.GV.Version, Resources: aggResources, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent}},
+		})
 	}
 	for _, g := range groupList.Groups {
 		g := g

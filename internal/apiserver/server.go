@@ -75,7 +75,11 @@ func New(cfg Config) (*Server, error) {
 		cfg.ServiceCIDR = DefaultServiceCIDR
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, reg: cfg.Registry, store: cfg.Store}
-	s.discovery = newDiscovery(cfg.Registry)
+	var virtual []virtualGroupVersion
+	if cfg.NodeTransport != nil {
+		virtual = append(virtual, virtualGroupVersion{GV: metricsGV, Resources: metricsResources})
+	}
+	s.discovery = newDiscovery(cfg.Registry, virtual...)
 	ips, err := newClusterIPs(cfg.ServiceCIDR, cfg.Store)
 	if err != nil {
 		return nil, err
@@ -133,6 +137,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case path == "/api" || path == "/api/" || path == "/apis" || path == "/apis/":
 		s.discovery.serveRoot(s, w, r)
+	case s.cfg.NodeTransport != nil && strings.HasPrefix(path, "/apis/"+metricsGV.String()+"/"):
+		s.serveMetrics(w, r)
 	case strings.HasPrefix(path, "/openapi/") && s.cfg.OpenAPI != nil:
 		s.cfg.OpenAPI.ServeHTTP(w, r)
 	default:

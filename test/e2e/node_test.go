@@ -250,6 +250,21 @@ spec:
 		})
 	})
 
+	t.Run("kubectl top", func(t *testing.T) {
+		// The agent samples every 5s; usage needs two samples.
+		waitFor(t, 30*time.Second, "pod metrics", func() (bool, string) {
+			r := k.run(t, n("top", "pod", "web", "--no-headers")...)
+			return r.code == 0 && strings.HasPrefix(r.stdout, "web "), r.String()
+		})
+		r := k.run(t, "top", "nodes", "--no-headers")
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "e2e-node ") {
+			t.Errorf("kubectl top nodes:\n%s", r)
+		}
+		if r := k.run(t, n("top", "pod", "no-such-pod")...); r.code == 0 || !strings.Contains(r.stderr, "NotFound") {
+			t.Errorf("kubectl top of a missing pod:\n%s", r)
+		}
+	})
+
 	t.Run("pods survive a restart of lotse", func(t *testing.T) {
 		before := k.ok(t, n("get", "pod", "web", "-o", "jsonpath={.status.containerStatuses[0].containerID}")...)
 		if err := srv.stop(); err != nil {
@@ -373,4 +388,3 @@ func cleanupNode(t *testing.T, srv *lotseServer) {
 		t.Error(err)
 	}
 }
-
