@@ -203,7 +203,7 @@ func BenchmarkIdleRSS(b *testing.B) {
 	var lotseMB, etcdMB float64
 	b.ResetTimer()
 	for iter := 0; iter < b.N; iter++ {
-		p := startProc(b, lotse, "server", "--data-dir", b.TempDir(), "--https-port", "0")
+		p := startProc(b, lotse, "server", "--data-dir", b.TempDir(), "--https-port", "0", "--disable-agent")
 		p.waitLine(b, "lotse server is ready at")
 		e := startProc(b, etcdOnly, "--data-dir", b.TempDir())
 		e.waitLine(b, "etcd ready at")
@@ -231,7 +231,7 @@ func BenchmarkStartup(b *testing.B) {
 	for iter := 0; iter < b.N; iter++ {
 		dir, edir := b.TempDir(), b.TempDir()
 		port, eport := freePort(b), freePort(b)
-		lotseArgs := []string{"server", "--data-dir", dir, "--https-port", strconv.Itoa(port)}
+		lotseArgs := []string{"server", "--data-dir", dir, "--https-port", strconv.Itoa(port), "--disable-agent"}
 		readyz := fmt.Sprintf("https://127.0.0.1:%d/readyz", port)
 		etcdArgs := []string{"--data-dir", edir, "--client-url", fmt.Sprintf("http://127.0.0.1:%d", eport)}
 		health := fmt.Sprintf("http://127.0.0.1:%d/health", eport)
@@ -274,7 +274,7 @@ func BenchmarkRSS15kPods(b *testing.B) {
 	var lotseMB, etcdMB float64
 	b.ResetTimer()
 	for iter := 0; iter < b.N; iter++ {
-		p := startProc(b, lotse, "server", "--data-dir", b.TempDir(), "--https-port", "0")
+		p := startProc(b, lotse, "server", "--data-dir", b.TempDir(), "--https-port", "0", "--disable-agent")
 		kubeconfig := strings.TrimSpace(strings.TrimPrefix(p.waitLine(b, "admin kubeconfig:"), "admin kubeconfig:"))
 		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 		if err != nil {

@@ -139,11 +139,11 @@ func TestPodStatus(t *testing.T) {
 	started := metav1.NewTime(tStart.Truncate(time.Second))
 	finished := metav1.NewTime(tFinish.Truncate(time.Second))
 	type want struct {
-		phase                                  corev1.PodPhase
-		readyToStart, initialized, ready       corev1.ConditionStatus
-		initReason, readyReason, readyMessage  string
-		podIP                                  string
-		app, init                              []corev1.ContainerStatus
+		phase                                 corev1.PodPhase
+		readyToStart, initialized, ready      corev1.ConditionStatus
+		initReason, readyReason, readyMessage string
+		podIP                                 string
+		app, init                             []corev1.ContainerStatus
 	}
 	tests := []struct {
 		name string

@@ -9,16 +9,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
 
 	"github.com/lotse/lotse/internal/images"
 	"github.com/lotse/lotse/internal/join"
+	"github.com/lotse/lotse/internal/memtrim"
 	"github.com/lotse/lotse/internal/node"
 	"github.com/lotse/lotse/internal/server"
 )
@@ -87,6 +90,7 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 		QPS:             50, Burst: 100, UserAgent: "lotse-agent/" + nodeName,
 	}
 	fmt.Fprintf(stdout, "lotse agent: node %s (%s, pods %s) joined %s\n", nodeName, ip, creds.PodCIDR, serverURL)
+	go trimAfterStart(ctx, log)
 	return node.Run(ctx, node.Config{
 		Name: nodeName, Dir: dataDir, API: api, RuntimeEndpoint: endpoint, SandboxImage: images.PauseRef,
 		PodCIDR: creds.PodCIDR, Bridge: bridge, NodeIP: ip, Port: port, ServingCert: serving, ClientCAs: pool,
@@ -148,4 +152,16 @@ func certUser(certPEM []byte) string {
 		return ""
 	}
 	return cert.Subject.CommonName
+}
+
+// trimAfterStart hands back the binary's start-up pages once the node
+// has settled: the agent should cost its machine little (see memtrim).
+func trimAfterStart(ctx context.Context, log *slog.Logger) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(20 * time.Second):
+		if _, err := memtrim.BinaryPages(); err != nil {
+			log.Debug("could not trim the binary's pages", "err", err)
+		}
+	}
 }
