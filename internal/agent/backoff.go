@@ -24,8 +24,10 @@ type backoffEntry struct {
 
 func backoffKey(uid types.UID, name string) string { return string(uid) + "/" + name }
 
-// inBackoff is how long a restart of the container must still wait.
-func (a *Agent) inBackoff(uid types.UID, name string) time.Duration {
+// inBackoff is how long a restart of the container that ended at
+// finished must still wait: the back-off counts from the exit, as
+// upstream's.
+func (a *Agent) inBackoff(uid types.UID, name string, finished time.Time) time.Duration {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	e := a.backoff[backoffKey(uid, name)]
@@ -36,7 +38,7 @@ func (a *Agent) inBackoff(uid types.UID, name string) time.Duration {
 		delete(a.backoff, backoffKey(uid, name))
 		return 0
 	}
-	return time.Until(e.last.Add(e.delay))
+	return max(time.Until(finished.Add(e.delay)), 0)
 }
 
 func (a *Agent) backoffDelay(uid types.UID, name string) time.Duration {
@@ -60,7 +62,12 @@ func (a *Agent) pullBackoff(uid types.UID, name string) time.Duration {
 
 // pullWait is how long an image pull for the container must still wait.
 func (a *Agent) pullWait(uid types.UID, name string) time.Duration {
-	return a.inBackoff(uid, "pull:"+name)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if e := a.backoff[backoffKey(uid, "pull:"+name)]; e != nil {
+		return time.Until(e.last.Add(e.delay))
+	}
+	return 0
 }
 
 func (a *Agent) bump(key string) time.Duration {

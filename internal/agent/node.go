@@ -176,18 +176,7 @@ func (a *Agent) nodeStatus(ctx context.Context, old *corev1.NodeStatus) (corev1.
 	_ = syscall.Statfs(a.cfg.Dir, &fs)
 	diskTotal := int64(fs.Blocks) * fs.Bsize
 	diskFree := int64(fs.Bavail) * fs.Bsize
-
-	capacity := corev1.ResourceList{
-		corev1.ResourceCPU:              *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
-		corev1.ResourceMemory:           *resource.NewQuantity(mem["MemTotal"], resource.BinarySI),
-		corev1.ResourcePods:             *resource.NewQuantity(maxPods, resource.DecimalSI),
-		corev1.ResourceEphemeralStorage: *resource.NewQuantity(diskTotal, resource.BinarySI),
-	}
-	// Allocatable keeps back upstream's default hard eviction thresholds
-	// (memory.available 100Mi, nodefs.available 10%).
-	allocatable := capacity.DeepCopy()
-	allocatable[corev1.ResourceMemory] = *resource.NewQuantity(mem["MemTotal"]-100<<20, resource.BinarySI)
-	allocatable[corev1.ResourceEphemeralStorage] = *resource.NewQuantity(diskTotal-diskTotal/10, resource.BinarySI)
+	capacity, allocatable := a.capacity()
 
 	now := metav1.Now()
 	cond := func(t corev1.NodeConditionType, ok bool, okReason, okMsg, badReason, badMsg string) corev1.NodeCondition {
@@ -248,6 +237,32 @@ func (a *Agent) nodeStatus(ctx context.Context, old *corev1.NodeStatus) (corev1.
 		Images: a.nodeImages(ctx),
 	}
 	return status, nil
+}
+
+// capacity reads the machine's cpu, memory, pod and disk capacity.
+// Allocatable keeps back upstream's default hard eviction thresholds
+// (memory.available 100Mi, nodefs.available 10%).
+func (a *Agent) capacity() (capacity, allocatable corev1.ResourceList) {
+	memTotal := readMeminfo()["MemTotal"]
+	var fs syscall.Statfs_t
+	_ = syscall.Statfs(a.cfg.Dir, &fs)
+	diskTotal := int64(fs.Blocks) * fs.Bsize
+	capacity = corev1.ResourceList{
+		corev1.ResourceCPU:              *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
+		corev1.ResourceMemory:           *resource.NewQuantity(memTotal, resource.BinarySI),
+		corev1.ResourcePods:             *resource.NewQuantity(maxPods, resource.DecimalSI),
+		corev1.ResourceEphemeralStorage: *resource.NewQuantity(diskTotal, resource.BinarySI),
+	}
+	allocatable = capacity.DeepCopy()
+	allocatable[corev1.ResourceMemory] = *resource.NewQuantity(memTotal-100<<20, resource.BinarySI)
+	allocatable[corev1.ResourceEphemeralStorage] = *resource.NewQuantity(diskTotal-diskTotal/10, resource.BinarySI)
+	return capacity, allocatable
+}
+
+// allocatable is what pods may use of the node.
+func (a *Agent) allocatable() corev1.ResourceList {
+	_, alloc := a.capacity()
+	return alloc
 }
 
 // nodeImages lists the images the runtime holds, largest first and at

@@ -354,25 +354,17 @@ func securityContext(pod *corev1.Pod, c *corev1.Container) *runtimeapi.LinuxCont
 	}
 	if caps := csc.Capabilities; caps != nil {
 		sc.Capabilities = &runtimeapi.Capability{}
+		// As the kubelet: names as written; containerd adds "CAP_".
 		for _, c := range caps.Add {
-			sc.Capabilities.AddCapabilities = append(sc.Capabilities.AddCapabilities, capName(c))
+			sc.Capabilities.AddCapabilities = append(sc.Capabilities.AddCapabilities, string(c))
 		}
 		for _, c := range caps.Drop {
-			sc.Capabilities.DropCapabilities = append(sc.Capabilities.DropCapabilities, capName(c))
+			sc.Capabilities.DropCapabilities = append(sc.Capabilities.DropCapabilities, string(c))
 		}
 	}
 	return sc
 }
 
-// capName is the runtime's spelling: CAP_NET_ADMIN for NET_ADMIN; ALL
-// stays ALL.
-func capName(c corev1.Capability) string {
-	s := strings.ToUpper(string(c))
-	if s == "ALL" || strings.HasPrefix(s, "CAP_") {
-		return s
-	}
-	return "CAP_" + s
-}
 
 // qosClass is the pod's QoS class as upstream computes it.
 func qosClass(pod *corev1.Pod) corev1.PodQOSClass {
@@ -562,11 +554,15 @@ func podField(pod *corev1.Pod, path string, env *podEnv) (string, error) {
 // formatMap renders labels or annotations as the downward API does:
 // key="value" lines, sorted.
 func formatMap(m map[string]string) string {
-	lines := make([]string, 0, len(m))
-	for k, v := range m {
-		lines = append(lines, fmt.Sprintf("%s=%q", k, v))
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
-	sortStrings(lines)
+	sortStrings(keys)
+	lines := make([]string, len(keys))
+	for i, k := range keys {
+		lines[i] = fmt.Sprintf("%s=%q", k, m[k])
+	}
 	return strings.Join(lines, "\n")
 }
 
@@ -586,11 +582,9 @@ func (a *Agent) resourceField(pod *corev1.Pod, c *corev1.Container, ref *corev1.
 	case "limits":
 		q = target.Resources.Limits[res]
 		if q.IsZero() {
-			switch res {
-			case corev1.ResourceCPU:
-				q = *resource.NewQuantity(int64(numCPU()), resource.DecimalSI)
-			case corev1.ResourceMemory:
-				q = *resource.NewQuantity(readMeminfo()["MemTotal"], resource.BinarySI)
+			// An unset limit is the node's allocatable, as upstream.
+			if alloc, ok := a.allocatable()[res]; ok {
+				q = alloc
 			}
 		}
 	case "requests":
@@ -603,9 +597,8 @@ func (a *Agent) resourceField(pod *corev1.Pod, c *corev1.Container, ref *corev1.
 		divisor = resource.MustParse("1")
 	}
 	if res == corev1.ResourceCPU {
-		// Rounded up, at least 1, as upstream.
-		v := (q.MilliValue() + divisor.MilliValue() - 1) / divisor.MilliValue()
-		return strconv.FormatInt(max(v, 1), 10), nil
+		// Rounded up, as upstream.
+		return strconv.FormatInt((q.MilliValue()+divisor.MilliValue()-1)/divisor.MilliValue(), 10), nil
 	}
 	return strconv.FormatInt((q.Value()+divisor.Value()-1)/divisor.Value(), 10), nil
 }
@@ -629,8 +622,9 @@ func expand(s string, vals map[string]string) string {
 		case '(':
 			end := strings.IndexByte(s[i+2:], ')')
 			if end < 0 {
-				b.WriteString(s[i:])
-				return b.String()
+				b.WriteString("$(")
+				i++
+				continue
 			}
 			name := s[i+2 : i+2+end]
 			if v, ok := vals[name]; ok {

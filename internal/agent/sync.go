@@ -192,7 +192,7 @@ func (a *Agent) runPod(ctx context.Context, w *podWorker, pod *corev1.Pod, rt *p
 // restart starts a new instance of a container that exited, once its
 // back-off allows.
 func (a *Agent) restart(ctx context.Context, w *podWorker, pod *corev1.Pod, c *corev1.Container, sb *runtimeapi.PodSandbox, env *podEnv, cur *runtimeapi.ContainerStatus, state *podState) {
-	if wait := a.inBackoff(pod.UID, c.Name); wait > 0 {
+	if wait := a.inBackoff(pod.UID, c.Name, time.Unix(0, cur.FinishedAt)); wait > 0 {
 		state.waiting[c.Name] = waiting{"CrashLoopBackOff", fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
 			a.backoffDelay(pod.UID, c.Name), c.Name, pod.Name, pod.Namespace, pod.UID)}
 		if a.firstWarning(pod.UID, c.Name) {

@@ -29,11 +29,12 @@ func TestShouldRestart(t *testing.T) {
 }
 
 // TestRestartBackoff follows one crashing container: the first restart
-// is immediate, then the wait doubles from 10 s to at most 5 min.
+// is immediate, then the wait (counted from the exit) doubles from 10 s
+// to at most 5 min.
 func TestRestartBackoff(t *testing.T) {
 	a := newTestAgent(t)
 	const uid, name = "uid-1", "app"
-	if w := a.inBackoff(uid, name); w != 0 {
+	if w := a.inBackoff(uid, name, time.Now()); w != 0 {
 		t.Fatalf("first restart waits %v, want 0", w)
 	}
 	if a.firstWarning(uid, name) {
@@ -45,7 +46,7 @@ func TestRestartBackoff(t *testing.T) {
 		if got := a.backoffDelay(uid, name); got != want {
 			t.Errorf("restart %d: delay %v, want %v", i+1, got, want)
 		}
-		if w := a.inBackoff(uid, name); w <= want-time.Second || w > want {
+		if w := a.inBackoff(uid, name, time.Now()); w <= want-time.Second || w > want {
 			t.Errorf("restart %d: inBackoff %v, want just under %v", i+1, w, want)
 		}
 		// One event per wait, however many syncs look at it.
@@ -56,10 +57,10 @@ func TestRestartBackoff(t *testing.T) {
 			t.Errorf("restart %d: second look reported", i+1)
 		}
 	}
-	if w := a.inBackoff(uid, "other"); w != 0 {
+	if w := a.inBackoff(uid, "other", time.Now()); w != 0 {
 		t.Errorf("another container waits %v", w)
 	}
-	if w := a.inBackoff("uid-2", name); w != 0 {
+	if w := a.inBackoff("uid-2", name, time.Now()); w != 0 {
 		t.Errorf("the same name in another pod waits %v", w)
 	}
 }
@@ -81,7 +82,7 @@ func TestBackoffExpiry(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			a := newTestAgent(t)
 			a.backoff[backoffKey(uid, name)] = &backoffEntry{delay: tt.delay, last: time.Now().Add(-tt.age)}
-			if w := a.inBackoff(uid, name); (w > 0) != tt.wantWait {
+			if w := a.inBackoff(uid, name, time.Now().Add(-tt.age)); (w > 0) != tt.wantWait {
 				t.Errorf("inBackoff = %v, want waiting %v", w, tt.wantWait)
 			}
 			a.noteRestart(uid, name)
@@ -106,7 +107,7 @@ func TestPullBackoff(t *testing.T) {
 		t.Errorf("pullWait = %v, want just under 40s", w)
 	}
 	// Pull and restart back-off are separate.
-	if w := a.inBackoff("uid-1", "app"); w != 0 {
+	if w := a.inBackoff("uid-1", "app", time.Now()); w != 0 {
 		t.Errorf("restart back-off %v after pull failures", w)
 	}
 	a.noteRestart("uid-1", "app")
@@ -130,5 +131,19 @@ func TestForgetBackoff(t *testing.T) {
 		if _, got := a.backoff[key]; got != want {
 			t.Errorf("entry %s kept = %v, want %v", key, got, want)
 		}
+	}
+}
+
+// TestBackoffCountsFromExit: a container that ran longer than its
+// back-off restarts at once, as upstream's IsInBackOffSince.
+func TestBackoffCountsFromExit(t *testing.T) {
+	a := newTestAgent(t)
+	const uid, name = "uid-1", "app"
+	a.noteRestart(uid, name) // delay 10 s from now
+	if w := a.inBackoff(uid, name, time.Now().Add(-30*time.Second)); w != 0 {
+		t.Errorf("exit 30 s ago with a 10 s back-off waits %v, want 0", w)
+	}
+	if w := a.inBackoff(uid, name, time.Now().Add(-4*time.Second)); w < 5*time.Second || w > 6*time.Second {
+		t.Errorf("exit 4 s ago with a 10 s back-off waits %v, want about 6 s", w)
 	}
 }

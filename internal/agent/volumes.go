@@ -100,6 +100,7 @@ func hostPath(src *corev1.HostPathVolumeSource) (string, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return path, os.MkdirAll(path, 0o755)
 		}
+		typ = corev1.HostPathDirectory // it exists: it must be one
 	case corev1.HostPathFileOrCreate:
 		if errors.Is(err, os.ErrNotExist) {
 			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -111,6 +112,9 @@ func hostPath(src *corev1.HostPathVolumeSource) (string, error) {
 			}
 			return path, f.Close()
 		}
+		typ = corev1.HostPathFile
+	}
+	switch typ {
 	case corev1.HostPathDirectory:
 		if err != nil || !st.IsDir() {
 			return "", fmt.Errorf("hostPath type check failed: %s is not a directory", path)
@@ -122,6 +126,14 @@ func hostPath(src *corev1.HostPathVolumeSource) (string, error) {
 	case corev1.HostPathSocket:
 		if err != nil || st.Mode()&os.ModeSocket == 0 {
 			return "", fmt.Errorf("hostPath type check failed: %s is not a socket file", path)
+		}
+	case corev1.HostPathCharDev:
+		if err != nil || st.Mode()&os.ModeCharDevice == 0 {
+			return "", fmt.Errorf("hostPath type check failed: %s is not a character device", path)
+		}
+	case corev1.HostPathBlockDev:
+		if err != nil || st.Mode()&os.ModeDevice == 0 || st.Mode()&os.ModeCharDevice != 0 {
+			return "", fmt.Errorf("hostPath type check failed: %s is not a block device", path)
 		}
 	}
 	return path, nil
@@ -263,8 +275,12 @@ func (a *Agent) writeAtomic(dir string, files map[string]file) error {
 	}
 	stamp := "..." + time.Now().UTC().Format("2006_01_02_15_04_05.000000000")
 	staging := filepath.Join(dir, stamp)
+	// Even an empty volume gets its data directory: "..data" must not dangle.
+	if err := os.MkdirAll(staging, 0o755); err != nil {
+		return err
+	}
 	for name, f := range files {
-		if strings.Contains(name, "..") || filepath.IsAbs(name) {
+		if !safeRelative(name) || strings.HasPrefix(name, "..") {
 			return fmt.Errorf("invalid file name %q", name)
 		}
 		p := filepath.Join(staging, name)
@@ -315,6 +331,20 @@ func (a *Agent) writeAtomic(dir string, files map[string]file) error {
 	return nil
 }
 
+// safeRelative reports whether p stays below the directory it is joined
+// to: relative, and no ".." element (names like "a..b" are fine).
+func safeRelative(p string) bool {
+	if p == "" || filepath.IsAbs(p) {
+		return false
+	}
+	for _, elem := range strings.Split(p, "/") {
+		if elem == ".." {
+			return false
+		}
+	}
+	return true
+}
+
 // same reports whether the volume already holds exactly files.
 func same(dir string, files map[string]file) bool {
 	data := filepath.Join(dir, "..data")
@@ -355,7 +385,7 @@ func (a *Agent) containerMounts(pod *corev1.Pod, c *corev1.Container, env *podEn
 			return nil, fmt.Errorf("volume mount %q names no volume of the pod", m.Name)
 		}
 		if m.SubPath != "" {
-			if strings.Contains(m.SubPath, "..") || filepath.IsAbs(m.SubPath) {
+			if !safeRelative(m.SubPath) {
 				return nil, fmt.Errorf("invalid subPath %q", m.SubPath)
 			}
 			host = filepath.Join(host, m.SubPath)
@@ -384,6 +414,10 @@ func (a *Agent) containerMounts(pod *corev1.Pod, c *corev1.Container, env *podEn
 			return nil, err
 		}
 		if err := os.WriteFile(host, nil, 0o666); err != nil {
+			return nil, err
+		}
+		// Any user the container runs as may write its message.
+		if err := os.Chmod(host, 0o666); err != nil {
 			return nil, err
 		}
 		mounts = append(mounts, &runtimeapi.Mount{ContainerPath: p, HostPath: host})
