@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -160,17 +161,39 @@ func dnsConfig(pod *corev1.Pod) *runtimeapi.DNSConfig {
 		cfg = hostDNS()
 	}
 	if dc := pod.Spec.DNSConfig; dc != nil {
-		cfg.Servers = append(cfg.Servers, dc.Nameservers...)
-		cfg.Searches = append(cfg.Searches, dc.Searches...)
+		cfg.Servers = appendUnique(cfg.Servers, dc.Nameservers...)
+		cfg.Searches = appendUnique(cfg.Searches, dc.Searches...)
+		// A pod option replaces a host option of the same name.
 		for _, o := range dc.Options {
 			opt := o.Name
 			if o.Value != nil {
 				opt += ":" + *o.Value
 			}
+			cfg.Options = slices.DeleteFunc(cfg.Options, func(have string) bool {
+				name, _, _ := strings.Cut(have, ":")
+				return name == o.Name
+			})
 			cfg.Options = append(cfg.Options, opt)
 		}
 	}
+	// resolv.conf's limits, as the kubelet applies them.
+	if len(cfg.Servers) > 3 {
+		cfg.Servers = cfg.Servers[:3]
+	}
+	if len(cfg.Searches) > 32 {
+		cfg.Searches = cfg.Searches[:32]
+	}
 	return cfg
+}
+
+// appendUnique appends what list does not hold yet.
+func appendUnique(list []string, add ...string) []string {
+	for _, s := range add {
+		if !slices.Contains(list, s) {
+			list = append(list, s)
+		}
+	}
+	return list
 }
 
 // hostDNS reads the node's /etc/resolv.conf, leaving out loopback
@@ -245,7 +268,7 @@ func (a *Agent) containerConfig(pod *corev1.Pod, c *corev1.Container, env *podEn
 		}
 		return out
 	}
-	mounts, err := a.containerMounts(pod, c, env, attempt)
+	mounts, err := a.containerMounts(pod, c, env, attempt, lookup)
 	if err != nil {
 		return nil, err
 	}
@@ -638,4 +661,45 @@ func expand(s string, vals map[string]string) string {
 		}
 	}
 	return b.String()
+}
+
+// checkNonRoot enforces runAsNonRoot as the kubelet does: with no
+// runAsUser, the image's user must be numeric and not 0.
+func (a *Agent) checkNonRoot(ctx context.Context, pod *corev1.Pod, c *corev1.Container, image string) error {
+	nonRoot, uid := false, (*int64)(nil)
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		nonRoot, uid = ptr.Deref(psc.RunAsNonRoot, false), psc.RunAsUser
+	}
+	if csc := c.SecurityContext; csc != nil {
+		if csc.RunAsNonRoot != nil {
+			nonRoot = *csc.RunAsNonRoot
+		}
+		if csc.RunAsUser != nil {
+			uid = csc.RunAsUser
+		}
+	}
+	if !nonRoot {
+		return nil
+	}
+	where := fmt.Sprintf("(pod: %q, container: %s)", pod.Name+"_"+pod.Namespace+"("+string(pod.UID)+")", c.Name)
+	if uid != nil {
+		if *uid == 0 {
+			return fmt.Errorf("container's runAsUser breaks non-root policy %s", where)
+		}
+		return nil
+	}
+	st, err := a.images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: image}})
+	if err != nil || st.Image == nil {
+		return fmt.Errorf("cannot verify the image's user is non-root %s", where)
+	}
+	if st.Image.Uid != nil {
+		if st.Image.Uid.Value == 0 {
+			return fmt.Errorf("container has runAsNonRoot and image will run as root %s", where)
+		}
+		return nil
+	}
+	if st.Image.Username == "" || st.Image.Username == "root" {
+		return fmt.Errorf("container has runAsNonRoot and image will run as root %s", where)
+	}
+	return fmt.Errorf("container has runAsNonRoot and image has non-numeric user (%s), cannot verify user is non-root %s", st.Image.Username, where)
 }

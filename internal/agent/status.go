@@ -91,9 +91,34 @@ func (a *Agent) podStatus(pod *corev1.Pod, rt podRuntime, state *podState) corev
 		setCondition(&st, corev1.PodReady, false, "ContainersNotReady", msg)
 	default:
 		setCondition(&st, corev1.ContainersReady, true, "", "")
-		setCondition(&st, corev1.PodReady, true, "", "")
+		if msg := unreadyGates(pod, st.Conditions); msg != "" {
+			setCondition(&st, corev1.PodReady, false, "ReadinessGatesNotReady", msg)
+		} else {
+			setCondition(&st, corev1.PodReady, true, "", "")
+		}
 	}
 	return st
+}
+
+// unreadyGates says which of the pod's readiness gates hold it back, as
+// upstream words it; "" when all are True.
+func unreadyGates(pod *corev1.Pod, conds []corev1.PodCondition) string {
+	var msgs []string
+	for _, g := range pod.Spec.ReadinessGates {
+		found := false
+		for _, c := range conds {
+			if c.Type == g.ConditionType {
+				found = true
+				if c.Status != corev1.ConditionTrue {
+					msgs = append(msgs, fmt.Sprintf("the status of pod readiness gate %q is not \"True\", but %s", g.ConditionType, c.Status))
+				}
+			}
+		}
+		if !found {
+			msgs = append(msgs, fmt.Sprintf("corresponding condition of pod readiness gate %q does not exist.", g.ConditionType))
+		}
+	}
+	return strings.Join(msgs, ", ")
 }
 
 // containerStatus is one container's status: its newest instance's

@@ -235,6 +235,9 @@ func (a *Agent) startContainer(ctx context.Context, w *podWorker, pod *corev1.Po
 		return
 	}
 	cfg, err := a.containerConfig(pod, c, env, image, attempt)
+	if err == nil {
+		err = a.checkNonRoot(ctx, pod, c, image)
+	}
 	if err != nil {
 		state.waiting[c.Name] = waiting{"CreateContainerConfigError", err.Error()}
 		a.event(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
@@ -270,12 +273,9 @@ func (a *Agent) startContainer(ctx context.Context, w *podWorker, pod *corev1.Po
 // removes the pod object: the API server keeps it until the node says
 // its containers are gone.
 func (a *Agent) terminatePod(ctx context.Context, w *podWorker, pod *corev1.Pod, rt podRuntime) error {
+	// The whole grace period from when the agent learns of the deletion,
+	// as the kubelet counts it.
 	grace := time.Duration(ptr.Deref(pod.DeletionGracePeriodSeconds, 0)) * time.Second
-	if pod.DeletionTimestamp != nil {
-		if left := time.Until(pod.DeletionTimestamp.Time); left < grace {
-			grace = max(left, 0)
-		}
-	}
 	if err := a.stopAll(ctx, pod, rt, grace); err != nil {
 		return err
 	}

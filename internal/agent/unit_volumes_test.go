@@ -274,7 +274,7 @@ func TestContainerMounts(t *testing.T) {
 			a := newTestAgent(t)
 			pod := testPod(corev1.RestartPolicyAlways, nil, "app")
 			pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{m}
-			if _, err := a.containerMounts(pod, &pod.Spec.Containers[0], env, 0); err == nil {
+			if _, err := a.containerMounts(pod, &pod.Spec.Containers[0], env, 0, nil); err == nil {
 				t.Errorf("mount %+v accepted", m)
 			}
 		}
@@ -293,7 +293,7 @@ func TestContainerMounts(t *testing.T) {
 			{Name: "data", MountPath: "/logs", SubPath: "logs/app", ReadOnly: true, MountPropagation: ptr.To(corev1.MountPropagationHostToContainer)},
 			{Name: "data", MountPath: "/shared", MountPropagation: ptr.To(corev1.MountPropagationBidirectional)},
 		}
-		mounts, err := a.containerMounts(pod, c, env, 3)
+		mounts, err := a.containerMounts(pod, c, env, 3, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -327,7 +327,7 @@ func TestContainerMounts(t *testing.T) {
 		c := &pod.Spec.Containers[0]
 		c.TerminationMessagePath = "/msg"
 		c.VolumeMounts = []corev1.VolumeMount{mount("data", "/etc/hosts", ""), mount("data", "/msg", "")}
-		mounts, err := a.containerMounts(pod, c, env, 0)
+		mounts, err := a.containerMounts(pod, c, env, 0, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -339,7 +339,7 @@ func TestContainerMounts(t *testing.T) {
 	t.Run("no hosts file and no termination path", func(t *testing.T) {
 		a := newTestAgent(t)
 		pod := testPod(corev1.RestartPolicyAlways, nil, "app")
-		mounts, err := a.containerMounts(pod, &pod.Spec.Containers[0], &podEnv{}, 0)
+		mounts, err := a.containerMounts(pod, &pod.Spec.Containers[0], &podEnv{}, 0, nil)
 		if err != nil || len(mounts) != 0 {
 			t.Errorf("mounts = %v, %v; want none", mounts, err)
 		}

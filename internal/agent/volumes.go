@@ -376,7 +376,7 @@ func same(dir string, files map[string]file) bool {
 
 // containerMounts are the container's volumeMounts plus the files the
 // agent provides: /etc/hosts and the termination message file.
-func (a *Agent) containerMounts(pod *corev1.Pod, c *corev1.Container, env *podEnv, attempt uint32) ([]*runtimeapi.Mount, error) {
+func (a *Agent) containerMounts(pod *corev1.Pod, c *corev1.Container, env *podEnv, attempt uint32, vars map[string]string) ([]*runtimeapi.Mount, error) {
 	var mounts []*runtimeapi.Mount
 	hasMount := map[string]bool{}
 	for _, m := range c.VolumeMounts {
@@ -384,11 +384,15 @@ func (a *Agent) containerMounts(pod *corev1.Pod, c *corev1.Container, env *podEn
 		if !ok {
 			return nil, fmt.Errorf("volume mount %q names no volume of the pod", m.Name)
 		}
-		if m.SubPath != "" {
-			if !safeRelative(m.SubPath) {
-				return nil, fmt.Errorf("invalid subPath %q", m.SubPath)
+		subPath := m.SubPath
+		if m.SubPathExpr != "" {
+			subPath = expand(m.SubPathExpr, vars)
+		}
+		if subPath != "" {
+			if !safeRelative(subPath) {
+				return nil, fmt.Errorf("invalid subPath %q", subPath)
 			}
-			host = filepath.Join(host, m.SubPath)
+			host = filepath.Join(host, subPath)
 			if _, err := os.Stat(host); errors.Is(err, os.ErrNotExist) {
 				if err := os.MkdirAll(host, 0o755); err != nil {
 					return nil, err

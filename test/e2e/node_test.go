@@ -96,6 +96,18 @@ func TestNode(t *testing.T) {
 			t.Errorf("GET through port-forward = %q, want web", body)
 		}
 		pf.stop()
+		// kubectl 1.27 speaks only SPDY; 1.33 tries WebSocket first.
+		old := srv.kubectlBin(t, "kubectl.1.27")
+		if got := old.ok(t, n("exec", "web", "--", "hostname")...); strings.TrimSpace(got) != "web" {
+			t.Errorf("kubectl 1.27 exec hostname = %q", got)
+		}
+		port = freePort(t)
+		pf = old.start(t, n("port-forward", "pod/web", port+":8080")...)
+		pf.waitFor(t, "kubectl 1.27 port-forward to listen", func(s string) bool { return strings.Contains(s, "Forwarding from") })
+		if body := httpGet(t, "http://127.0.0.1:"+port+"/hostname"); strings.TrimSpace(body) != "web" {
+			t.Errorf("GET through kubectl 1.27 port-forward = %q, want web", body)
+		}
+		pf.stop()
 	})
 
 	t.Run("logs and graceful delete", func(t *testing.T) {
@@ -248,6 +260,47 @@ spec:
 			r := k.run(t, n("exec", "vols", "--", "cat", "/conf/mode")...)
 			return r.stdout == "slow", r.String()
 		})
+	})
+
+	t.Run("security context and readiness gates", func(t *testing.T) {
+		k.okStdin(t, `apiVersion: v1
+kind: Pod
+metadata: {name: nonroot}
+spec:
+  securityContext: {runAsNonRoot: true}
+  containers: [{name: c, image: "busybox:1.36", command: [sleep, "3600"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: caps}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox:1.36
+    command: [sh, -c, "if chown 1 /tmp 2>/dev/null; then echo chowned; else echo denied; fi; id -u"]
+    securityContext: {capabilities: {drop: [CHOWN]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: gated}
+spec:
+  readinessGates: [{conditionType: example.com/ready}]
+  containers: [{name: c, image: "busybox:1.36", command: [sleep, "3600"]}]
+`, n("apply", "-f", "-")...)
+		waitFor(t, 30*time.Second, "runAsNonRoot refused", func() (bool, string) {
+			r := k.run(t, n("get", "pod", "nonroot", "-o", "jsonpath={.status.containerStatuses[0].state.waiting.reason}: {.status.containerStatuses[0].state.waiting.message}")...)
+			return strings.HasPrefix(r.stdout, "CreateContainerConfigError: container has runAsNonRoot and image will run as root"), r.String()
+		})
+		waitFor(t, 30*time.Second, "dropped capability", func() (bool, string) {
+			r := k.run(t, n("logs", "caps")...)
+			return r.stdout == "denied\n0\n", r.String()
+		})
+		waitFor(t, 30*time.Second, "readiness gate holds Ready back", func() (bool, string) {
+			r := k.run(t, n("get", "pod", "gated", "-o", `jsonpath={.status.phase} {.status.conditions[?(@.type=="ContainersReady")].status} {.status.conditions[?(@.type=="Ready")].reason}`)...)
+			return r.stdout == "Running True ReadinessGatesNotReady", r.String()
+		})
+		k.ok(t, n("delete", "pod", "nonroot", "caps", "gated", "--grace-period=0", "--force")...)
 	})
 
 	t.Run("kubectl top", func(t *testing.T) {
