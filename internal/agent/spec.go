@@ -388,7 +388,6 @@ func securityContext(pod *corev1.Pod, c *corev1.Container) *runtimeapi.LinuxCont
 	return sc
 }
 
-
 // qosClass is the pod's QoS class as upstream computes it.
 func qosClass(pod *corev1.Pod) corev1.PodQOSClass {
 	if pod.Status.QOSClass != "" {
