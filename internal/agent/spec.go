@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/lotse/lotse/internal/qos"
 )
 
 // podEnv is what containers of one pod are configured from.
@@ -388,54 +390,13 @@ func securityContext(pod *corev1.Pod, c *corev1.Container) *runtimeapi.LinuxCont
 	return sc
 }
 
-// qosClass is the pod's QoS class as upstream computes it.
+// qosClass is the class the API server recorded, or computed here for a
+// pod that has none yet.
 func qosClass(pod *corev1.Pod) corev1.PodQOSClass {
 	if pod.Status.QOSClass != "" {
 		return pod.Status.QOSClass
 	}
-	requests, limits := corev1.ResourceList{}, corev1.ResourceList{}
-	guaranteed := true
-	for _, c := range allContainers(pod) {
-		for name, q := range c.Resources.Requests {
-			if name == corev1.ResourceCPU || name == corev1.ResourceMemory {
-				if !q.IsZero() {
-					add(requests, name, q)
-				}
-			}
-		}
-		have := 0
-		for name, q := range c.Resources.Limits {
-			if name == corev1.ResourceCPU || name == corev1.ResourceMemory {
-				if !q.IsZero() {
-					have++
-					add(limits, name, q)
-				}
-			}
-		}
-		if have < 2 {
-			guaranteed = false
-		}
-	}
-	if len(requests) == 0 && len(limits) == 0 {
-		return corev1.PodQOSBestEffort
-	}
-	if guaranteed {
-		for name, req := range requests {
-			if lim, ok := limits[name]; !ok || lim.Cmp(req) != 0 {
-				guaranteed = false
-			}
-		}
-	}
-	if guaranteed && len(limits) == 2 {
-		return corev1.PodQOSGuaranteed
-	}
-	return corev1.PodQOSBurstable
-}
-
-func add(list corev1.ResourceList, name corev1.ResourceName, q resource.Quantity) {
-	cur := list[name]
-	cur.Add(q)
-	list[name] = cur
+	return qos.Class(pod)
 }
 
 // containerEnv resolves env and envFrom: later entries win, env over

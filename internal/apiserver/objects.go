@@ -15,6 +15,7 @@ import (
 
 	"github.com/lotse/lotse/internal/apiserver/convert"
 	"github.com/lotse/lotse/internal/apiserver/registry"
+	"github.com/lotse/lotse/internal/qos"
 )
 
 // toServed converts a stored object to the version the request is served in.
@@ -106,7 +107,7 @@ func resetStatus(k *registry.Kind, obj runtime.Object) {
 	case *corev1.Node:
 		return // nodes register with their status
 	case *corev1.Pod:
-		o.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(o)}
+		o.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qos.Class(o)}
 		return
 	case *corev1.PersistentVolume:
 		o.Status = corev1.PersistentVolumeStatus{Phase: corev1.VolumePending}
@@ -123,55 +124,6 @@ func resetStatus(k *registry.Kind, obj runtime.Object) {
 	if f, ok := structField(obj, "Status"); ok {
 		f.Set(reflect.Zero(f.Type()))
 	}
-}
-
-// qosClass computes a pod's quality-of-service class as upstream does.
-func qosClass(p *corev1.Pod) corev1.PodQOSClass {
-	requests, limits := corev1.ResourceList{}, corev1.ResourceList{}
-	guaranteed := true
-	any := false
-	containers := append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...)
-	for _, c := range containers {
-		for name, q := range c.Resources.Requests {
-			if name != corev1.ResourceCPU && name != corev1.ResourceMemory || q.IsZero() {
-				continue
-			}
-			any = true
-			if cur, ok := requests[name]; ok {
-				q.Add(cur)
-			}
-			requests[name] = q
-		}
-		seen := 0
-		for name, q := range c.Resources.Limits {
-			if name != corev1.ResourceCPU && name != corev1.ResourceMemory || q.IsZero() {
-				continue
-			}
-			any = true
-			seen++
-			if cur, ok := limits[name]; ok {
-				q.Add(cur)
-			}
-			limits[name] = q
-		}
-		if seen != 2 {
-			guaranteed = false
-		}
-	}
-	if !any {
-		return corev1.PodQOSBestEffort
-	}
-	if guaranteed {
-		for name, req := range requests {
-			if lim, ok := limits[name]; !ok || lim.Cmp(req) != 0 {
-				guaranteed = false
-			}
-		}
-	}
-	if guaranteed && len(limits) == 2 {
-		return corev1.PodQOSGuaranteed
-	}
-	return corev1.PodQOSBurstable
 }
 
 // keepSystemMeta copies what clients may not change from old to obj.

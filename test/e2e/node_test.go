@@ -110,6 +110,19 @@ func TestNode(t *testing.T) {
 		pf.stop()
 	})
 
+	t.Run("run -i --rm attaches", func(t *testing.T) {
+		// kubectl run -i attaches to the container's stdin and output,
+		// then deletes the pod.
+		r := k.runStdin(t, "hello\n", n("run", "att", "--image=busybox:1.36", "-i", "--rm", "--restart=Never", "--", "sh", "-c", "read x; echo got $x")...)
+		if r.code != 0 || !strings.Contains(r.stdout, "got hello") {
+			t.Errorf("run -i --rm:\n%s", r)
+		}
+		waitFor(t, 30*time.Second, "the attached pod deleted", func() (bool, string) {
+			r := k.run(t, n("get", "pod", "att")...)
+			return r.code != 0 && strings.Contains(r.stderr, "NotFound"), r.String()
+		})
+	})
+
 	t.Run("logs and graceful delete", func(t *testing.T) {
 		k.ok(t, n("run", "logger", "--image=busybox:1.36", "--", "sh", "-c", `i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 0.2; done`)...)
 		waitRunning(t, k, "logger")
