@@ -44,14 +44,20 @@ func (a *Agent) podStatus(pod *corev1.Pod, rt podRuntime, state *podState) corev
 		c := &pod.Spec.InitContainers[i]
 		cs := a.containerStatus(pod, c, rt, state, "PodInitializing")
 		done := cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
+		if isSidecar(c) {
+			// Its part of initialization is to have started; its
+			// readiness is its own.
+			done = cs.State.Running != nil && cs.Started != nil && *cs.Started
+		} else {
+			cs.Ready = done
+		}
 		if !done {
 			initDone = false
 			incompleteInit = append(incompleteInit, c.Name)
-			if t := cs.State.Terminated; t != nil && pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
+			if t := cs.State.Terminated; t != nil && pod.Spec.RestartPolicy == corev1.RestartPolicyNever && !isSidecar(c) {
 				initFailed = true
 			}
 		}
-		cs.Ready = done
 		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
 	}
 	st.ContainerStatuses = nil

@@ -42,8 +42,9 @@ func (a *Agent) syncPod(ctx context.Context, w *podWorker) (finished bool, err e
 		return false, a.terminatePod(ctx, w, pod, rt)
 	}
 	if isTerminal(pod.Status.Phase) {
-		// Nothing runs again; stop what may still run (a sidecar, say).
-		return false, a.stopAll(ctx, pod, rt, 0)
+		// Nothing runs again; stop what may still run (a sidecar, say),
+		// and report it stopped.
+		return false, a.finish(ctx, pod, pod.Status.Phase, &podState{waiting: map[string]waiting{}})
 	}
 
 	state := &podState{waiting: map[string]waiting{}}
@@ -57,11 +58,27 @@ func (a *Agent) syncPod(ctx context.Context, w *podWorker) (finished bool, err e
 	}
 	status := a.podStatus(pod, rt, state)
 	if isTerminal(status.Phase) {
-		if err := a.stopAll(ctx, pod, rt, 0); err != nil {
-			return false, err
-		}
+		return false, a.finish(ctx, pod, status.Phase, state)
 	}
 	return false, a.writeStatus(ctx, pod, status)
+}
+
+// finish stops what still runs of a pod that has completed (sidecars,
+// the sandbox) and writes its final status.
+func (a *Agent) finish(ctx context.Context, pod *corev1.Pod, phase corev1.PodPhase, state *podState) error {
+	rt, err := a.runtimeState(ctx, pod.UID)
+	if err != nil {
+		return err
+	}
+	if err := a.stopAll(ctx, pod, rt, gracePeriod(pod)); err != nil {
+		return err
+	}
+	if rt, err = a.runtimeState(ctx, pod.UID); err != nil {
+		return err
+	}
+	status := a.podStatus(pod, rt, state)
+	status.Phase = phase
+	return a.writeStatus(ctx, pod, status)
 }
 
 // podState is what one sync learned that the runtime does not record.
@@ -125,6 +142,12 @@ func (a *Agent) runPod(ctx context.Context, w *podWorker, pod *corev1.Pod, rt *p
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		cur := rt.latest(c.Name)
+		if isSidecar(c) {
+			if err := a.syncSidecar(ctx, w, pod, c, sb, env, cur, *rt, state); err != nil {
+				return err
+			}
+			continue
+		}
 		switch {
 		case cur == nil:
 			a.startContainer(ctx, w, pod, c, sb, env, 0, state)
@@ -187,6 +210,47 @@ func (a *Agent) runPod(ctx context.Context, w *podWorker, pod *corev1.Pod, rt *p
 	}
 	wg.Wait()
 	return nil
+}
+
+// isSidecar reports whether an init container is a sidecar: one with
+// restartPolicy Always, which starts in its turn and then runs beside the
+// app containers for the pod's life.
+func isSidecar(c *corev1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+}
+
+// syncSidecar starts or restarts a sidecar. It returns errWait while the
+// pod's start must wait for it: until it has started, the init containers
+// after it do not run.
+func (a *Agent) syncSidecar(ctx context.Context, w *podWorker, pod *corev1.Pod, c *corev1.Container, sb *runtimeapi.PodSandbox, env *podEnv, cur *runtimeapi.ContainerStatus, rt podRuntime, state *podState) error {
+	switch {
+	case cur == nil:
+		a.startContainer(ctx, w, pod, c, sb, env, 0, state)
+		return errWait
+	case cur.State == runtimeapi.ContainerState_CONTAINER_CREATED:
+		a.startCreated(ctx, pod, cur, state)
+		return errWait
+	case cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING:
+		a.probes.started(pod, c, cur.Id)
+		if a.probes.livenessFailed(pod.UID, c.Name, cur.Id) {
+			a.event(pod, corev1.EventTypeNormal, "Killing", "Container %s failed liveness probe, will be restarted", c.Name)
+			a.stopContainer(ctx, pod, c, cur.Id, gracePeriod(pod))
+			w.syncAgain(100 * time.Millisecond)
+			return errWait
+		}
+		if !a.probes.startedOK(pod.UID, c.Name, cur.Id) {
+			return errWait
+		}
+		return nil
+	}
+	// Exited: a sidecar always restarts. Once the app containers exist,
+	// its back-off does not hold them up.
+	a.probes.stop(cur.Id)
+	a.restart(ctx, w, pod, c, sb, env, cur, state)
+	if len(pod.Spec.Containers) > 0 && rt.latest(pod.Spec.Containers[0].Name) != nil {
+		return nil
+	}
+	return errWait
 }
 
 // restart starts a new instance of a container that exited, once its

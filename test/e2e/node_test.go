@@ -275,6 +275,39 @@ spec:
 		})
 	})
 
+	t.Run("sidecar", func(t *testing.T) {
+		// A sidecar (init container with restartPolicy Always) starts
+		// before the app container, runs beside it, and is stopped when
+		// the pod completes.
+		k.okStdin(t, `apiVersion: v1
+kind: Pod
+metadata: {name: sidecar}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  initContainers:
+  - name: side
+    image: busybox:1.36
+    restartPolicy: Always
+    command: [sh, -c, "echo from-side > /shared/x; sleep 3600"]
+    volumeMounts: [{name: shared, mountPath: /shared}]
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: [sh, -c, "sleep 1; cat /shared/x"]
+    volumeMounts: [{name: shared, mountPath: /shared}]
+  volumes: [{name: shared, emptyDir: {}}]
+`, n("apply", "-f", "-")...)
+		waitFor(t, 60*time.Second, "the pod with a sidecar completes", func() (bool, string) {
+			r := k.run(t, n("get", "pod", "sidecar", "-o", "jsonpath={.status.phase} {.status.initContainerStatuses[0].state.terminated.reason}")...)
+			return strings.HasPrefix(r.stdout, "Succeeded ") && r.stdout != "Succeeded ", r.String()
+		})
+		if got := k.ok(t, n("logs", "sidecar", "-c", "main")...); got != "from-side\n" {
+			t.Errorf("main container read %q from the sidecar", got)
+		}
+		k.ok(t, n("delete", "pod", "sidecar")...)
+	})
+
 	t.Run("security context and readiness gates", func(t *testing.T) {
 		k.okStdin(t, `apiVersion: v1
 kind: Pod
@@ -437,15 +470,25 @@ func cleanupNode(t *testing.T, srv *lotseServer) {
 	sock := containerd.Layout{Dir: filepath.Join(srv.DataDir, "agent", "containerd")}.Endpoint()
 	if conn, err := containerd.Dial(sock); err == nil {
 		rt := runtimeapi.NewRuntimeServiceClient(conn)
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		if list, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		// Force-deleted pods are torn down by the agent after they left
+		// the API: give it a moment, then insist.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			list, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+			if err != nil || len(list.Items) == 0 {
+				break
+			}
+			if time.Now().Before(deadline) {
+				time.Sleep(250 * time.Millisecond)
+				continue
+			}
 			for _, sb := range list.Items {
-				if sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
-					t.Errorf("pod %s/%s still had a sandbox after its namespace was deleted", sb.Metadata.Namespace, sb.Metadata.Name)
-				}
+				t.Errorf("pod %s/%s still had a sandbox 30s after its namespace was deleted", sb.Metadata.Namespace, sb.Metadata.Name)
 				_, _ = rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id})
 				_, _ = rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id})
 			}
+			break
 		}
 		cancel()
 		conn.Close()
