@@ -384,6 +384,9 @@ func (rq *request) create() error {
 	resetStatus(rq.kind, obj)
 	normalize(obj)
 	defaults.Apply(obj)
+	if pod, ok := obj.(*corev1.Pod); ok {
+		addDefaultTolerations(pod)
+	}
 	if errs := validation.ValidateCreate(obj); len(errs) > 0 {
 		return rq.invalid(acc.GetName(), errs)
 	}

@@ -222,10 +222,11 @@ func newDeployment(name string, replicas int32) *appsv1.Deployment {
 
 // apiOnly leaves out the components that would act on what these tests
 // create: the scheduler (status and events on pods) and the workload
-// controllers (pods for ReplicaSets and Deployments). Their expectations
+// controllers (pods for ReplicaSets and Deployments), and the node
+// lifecycle controller (taints on the nodes they create). Their expectations
 // are the API's alone.
 func apiOnly(o testserver.Options) testserver.Options {
 	o.DisableScheduler = true
-	o.Controllers = []string{"*", "-deployment", "-replicaset"}
+	o.Controllers = []string{"*", "-deployment", "-replicaset", "-nodelifecycle"}
 	return o
 }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 
 	"github.com/lotse/lotse/internal/apiserver/convert"
 	"github.com/lotse/lotse/internal/apiserver/registry"
@@ -175,5 +176,30 @@ func normalize(obj runtime.Object) {
 			sec.Data[k] = []byte(v)
 		}
 		sec.StringData = nil
+	}
+}
+
+// defaultTolerationSeconds is how long pods stay on a node that went
+// not-ready or unreachable before they are evicted (upstream's
+// DefaultTolerationSeconds admission).
+const defaultTolerationSeconds = 300
+
+// addDefaultTolerations gives a new pod NoExecute tolerations for the
+// not-ready and unreachable taints, unless it tolerates them already.
+func addDefaultTolerations(pod *corev1.Pod) {
+	for _, key := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
+		has := false
+		for _, t := range pod.Spec.Tolerations {
+			if (t.Key == key || t.Key == "" && t.Operator == corev1.TolerationOpExists) &&
+				(t.Effect == corev1.TaintEffectNoExecute || t.Effect == "") {
+				has = true
+			}
+		}
+		if !has {
+			pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{
+				Key: key, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute,
+				TolerationSeconds: ptr.To(int64(defaultTolerationSeconds)),
+			})
+		}
 	}
 }

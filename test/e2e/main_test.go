@@ -139,10 +139,11 @@ const startTimeout = 90 * time.Second
 // prints when ready. port is passed to --https-port ("0" picks one).
 // apiOnly are the flags of a server for the API workflow tests (issue 2):
 // a cluster without nodes whose expectations are written for the API
-// alone. A scheduler or workload controllers would add pods, events and
+// alone. A scheduler, workload controllers or the node lifecycle controller
+// (taints on hand-made nodes) would add pods, events and
 // status those expectations do not know; they have tests of their own
 // (and TestSimulatedCluster runs them all).
-var apiOnly = []string{"--disable-scheduler", "--controllers", "*,-deployment,-replicaset"}
+var apiOnly = []string{"--disable-scheduler", "--controllers", "*,-deployment,-replicaset,-nodelifecycle"}
 
 func startServer(bin, dataDir, port string, extraArgs ...string) (*lotseServer, error) {
 	return launchServer(bin, dataDir, port, append([]string{"--disable-agent"}, extraArgs...))

@@ -5,6 +5,7 @@ import (
 	"github.com/lotse/lotse/internal/controller/deployment"
 	"github.com/lotse/lotse/internal/controller/garbagecollector"
 	"github.com/lotse/lotse/internal/controller/namespace"
+	"github.com/lotse/lotse/internal/controller/nodelifecycle"
 	"github.com/lotse/lotse/internal/controller/replicaset"
 	"github.com/lotse/lotse/internal/controller/serviceaccount"
 )
@@ -14,6 +15,7 @@ var Controllers = map[string]controller.Constructor{
 	"deployment":       deployment.New,
 	"garbagecollector": garbagecollector.New,
 	"namespace":        namespace.New,
+	"nodelifecycle":    nodelifecycle.New,
 	"replicaset":       replicaset.New,
 	"serviceaccount":   serviceaccount.New,
 }
