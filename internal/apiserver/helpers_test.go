@@ -223,10 +223,11 @@ func newDeployment(name string, replicas int32) *appsv1.Deployment {
 // apiOnly leaves out the components that would act on what these tests
 // create: the scheduler (status and events on pods) and the workload
 // controllers (pods for ReplicaSets and Deployments), and the node
-// lifecycle controller (taints on the nodes they create). Their expectations
+// lifecycle and pod GC controllers (taints on the nodes they create, pods
+// on nodes that do not exist). Their expectations
 // are the API's alone.
 func apiOnly(o testserver.Options) testserver.Options {
 	o.DisableScheduler = true
-	o.Controllers = []string{"*", "-deployment", "-replicaset", "-nodelifecycle"}
+	o.Controllers = []string{"*", "-deployment", "-replicaset", "-nodelifecycle", "-podgc"}
 	return o
 }

@@ -140,10 +140,10 @@ const startTimeout = 90 * time.Second
 // apiOnly are the flags of a server for the API workflow tests (issue 2):
 // a cluster without nodes whose expectations are written for the API
 // alone. A scheduler, workload controllers or the node lifecycle controller
-// (taints on hand-made nodes) would add pods, events and
+// or pod GC (taints on hand-made nodes, pods on missing ones) would add pods, events and
 // status those expectations do not know; they have tests of their own
 // (and TestSimulatedCluster runs them all).
-var apiOnly = []string{"--disable-scheduler", "--controllers", "*,-deployment,-replicaset,-nodelifecycle"}
+var apiOnly = []string{"--disable-scheduler", "--controllers", "*,-deployment,-replicaset,-nodelifecycle,-podgc"}
 
 func startServer(bin, dataDir, port string, extraArgs ...string) (*lotseServer, error) {
 	return launchServer(bin, dataDir, port, append([]string{"--disable-agent"}, extraArgs...))

@@ -6,6 +6,7 @@ import (
 	"github.com/lotse/lotse/internal/controller/garbagecollector"
 	"github.com/lotse/lotse/internal/controller/namespace"
 	"github.com/lotse/lotse/internal/controller/nodelifecycle"
+	"github.com/lotse/lotse/internal/controller/podgc"
 	"github.com/lotse/lotse/internal/controller/replicaset"
 	"github.com/lotse/lotse/internal/controller/serviceaccount"
 )
@@ -16,6 +17,7 @@ var Controllers = map[string]controller.Constructor{
 	"garbagecollector": garbagecollector.New,
 	"namespace":        namespace.New,
 	"nodelifecycle":    nodelifecycle.New,
+	"podgc":            podgc.New,
 	"replicaset":       replicaset.New,
 	"serviceaccount":   serviceaccount.New,
 }
