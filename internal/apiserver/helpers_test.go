@@ -220,14 +220,13 @@ func newDeployment(name string, replicas int32) *appsv1.Deployment {
 	}
 }
 
-// apiOnly leaves out the components that would act on what these tests
-// create: the scheduler (status and events on pods) and the workload
-// controllers (pods for ReplicaSets and Deployments), and the node
-// lifecycle and pod GC controllers (taints on the nodes they create, pods
-// on nodes that do not exist). Their expectations
-// are the API's alone.
+// apiOnly runs only the controllers that keep the API itself working
+// (namespaces, their service accounts, garbage collection): no scheduler,
+// no workload controllers (pods for the sets and jobs the tests create),
+// no node lifecycle or pod GC (taints on hand-made nodes, pods on missing
+// ones). These tests' expectations are the API's alone.
 func apiOnly(o testserver.Options) testserver.Options {
 	o.DisableScheduler = true
-	o.Controllers = []string{"*", "-deployment", "-replicaset", "-nodelifecycle", "-podgc"}
+	o.Controllers = []string{"garbagecollector", "namespace", "serviceaccount"}
 	return o
 }

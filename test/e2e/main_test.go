@@ -139,11 +139,12 @@ const startTimeout = 90 * time.Second
 // prints when ready. port is passed to --https-port ("0" picks one).
 // apiOnly are the flags of a server for the API workflow tests (issue 2):
 // a cluster without nodes whose expectations are written for the API
-// alone. A scheduler, workload controllers or the node lifecycle controller
-// or pod GC (taints on hand-made nodes, pods on missing ones) would add pods, events and
-// status those expectations do not know; they have tests of their own
-// (and TestSimulatedCluster runs them all).
-var apiOnly = []string{"--disable-scheduler", "--controllers", "*,-deployment,-replicaset,-nodelifecycle,-podgc"}
+// alone, so it runs only the controllers that keep the API working
+// (namespaces, service accounts, garbage collection). The scheduler,
+// workload controllers, node lifecycle and pod GC would add pods, events,
+// taints and status those expectations do not know; they have tests of
+// their own (and TestSimulatedCluster and TestNode run them all).
+var apiOnly = []string{"--disable-scheduler", "--controllers", "garbagecollector,namespace,serviceaccount"}
 
 func startServer(bin, dataDir, port string, extraArgs ...string) (*lotseServer, error) {
 	return launchServer(bin, dataDir, port, append([]string{"--disable-agent"}, extraArgs...))

@@ -2,22 +2,28 @@ package manager
 
 import (
 	"github.com/lotse/lotse/internal/controller"
+	"github.com/lotse/lotse/internal/controller/daemonset"
 	"github.com/lotse/lotse/internal/controller/deployment"
 	"github.com/lotse/lotse/internal/controller/garbagecollector"
+	"github.com/lotse/lotse/internal/controller/job"
 	"github.com/lotse/lotse/internal/controller/namespace"
 	"github.com/lotse/lotse/internal/controller/nodelifecycle"
 	"github.com/lotse/lotse/internal/controller/podgc"
 	"github.com/lotse/lotse/internal/controller/replicaset"
 	"github.com/lotse/lotse/internal/controller/serviceaccount"
+	"github.com/lotse/lotse/internal/controller/statefulset"
 )
 
 // Controllers are the known controllers by the names --controllers uses.
 var Controllers = map[string]controller.Constructor{
+	"daemonset":        daemonset.New,
 	"deployment":       deployment.New,
 	"garbagecollector": garbagecollector.New,
+	"job":              job.New,
 	"namespace":        namespace.New,
 	"nodelifecycle":    nodelifecycle.New,
 	"podgc":            podgc.New,
 	"replicaset":       replicaset.New,
 	"serviceaccount":   serviceaccount.New,
+	"statefulset":      statefulset.New,
 }
