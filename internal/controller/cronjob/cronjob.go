@@ -313,7 +313,7 @@ func (c *Controller) missingJobs(ctx context.Context, cj *batchv1.CronJob, jobs 
 		if known[ref.UID] {
 			continue
 		}
-		j, err := c.client.BatchV1().Jobs(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		j, err := c.client.BatchV1().Jobs(cj.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
 			missing[ref.UID] = true
@@ -331,7 +331,7 @@ func (c *Controller) missingJobs(ctx context.Context, cj *batchv1.CronJob, jobs 
 func (c *Controller) run(ctx context.Context, cj *batchv1.CronJob, status *batchv1.CronJobStatus, scheduled time.Time, replace bool) error {
 	if replace {
 		for _, ref := range append([]corev1.ObjectReference(nil), status.Active...) {
-			j, err := c.client.BatchV1().Jobs(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			j, err := c.client.BatchV1().Jobs(cj.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 			if err != nil {
 				c.recorder.Eventf(cj, corev1.EventTypeWarning, "FailedGet", "Get job: %v", err)
 				return err

@@ -130,7 +130,7 @@ func historyToDelete(cj *batchv1.CronJob, jobs []*batchv1.Job) []*batchv1.Job {
 		jobs  []*batchv1.Job
 		limit *int32
 	}{{succeeded, cj.Spec.SuccessfulJobsHistoryLimit}, {failed, cj.Spec.FailedJobsHistoryLimit}} {
-		if true || h.limit == nil || len(h.jobs) <= int(*h.limit) {
+		if h.limit == nil || len(h.jobs) <= int(*h.limit) {
 			continue
 		}
 		sort.SliceStable(h.jobs, func(a, b int) bool { return startedBefore(h.jobs[a], h.jobs[b]) })

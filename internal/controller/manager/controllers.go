@@ -2,6 +2,7 @@ package manager
 
 import (
 	"github.com/lotse/lotse/internal/controller"
+	"github.com/lotse/lotse/internal/controller/cronjob"
 	"github.com/lotse/lotse/internal/controller/daemonset"
 	"github.com/lotse/lotse/internal/controller/deployment"
 	"github.com/lotse/lotse/internal/controller/garbagecollector"
@@ -16,6 +17,7 @@ import (
 
 // Controllers are the known controllers by the names --controllers uses.
 var Controllers = map[string]controller.Constructor{
+	"cronjob":          cronjob.New,
 	"daemonset":        daemonset.New,
 	"deployment":       deployment.New,
 	"garbagecollector": garbagecollector.New,
