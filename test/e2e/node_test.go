@@ -349,6 +349,63 @@ spec:
 		k.ok(t, n("delete", "pod", "nonroot", "caps", "gated", "--grace-period=0", "--force")...)
 	})
 
+	t.Run("workloads on real pods", func(t *testing.T) {
+		// The controllers with real containers: a Job runs to
+		// completion, a DaemonSet puts one pod on the node, a
+		// StatefulSet and a Deployment roll out.
+		k.ok(t, n("create", "job", "hello", "--image=busybox:1.36", "--", "echo", "hello from a job")...)
+		k.okStdin(t, `apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{name: c, image: "busybox:1.36", command: [sleep, "3600"]}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  serviceName: db
+  replicas: 2
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{name: c, image: "busybox:1.36", command: [sleep, "3600"]}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: front}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: front}}
+  template:
+    metadata: {labels: {app: front}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{name: c, image: "busybox:1.36", command: [sleep, "3600"]}]
+`, n("apply", "-f", "-")...)
+		k.ok(t, n("wait", "--for=condition=complete", "job/hello", "--timeout=60s")...)
+		if got := k.ok(t, n("logs", "job/hello")...); got != "hello from a job\n" {
+			t.Errorf("logs job/hello = %q", got)
+		}
+		for _, w := range []string{"daemonset/agent", "statefulset/db", "deployment/front"} {
+			k.ok(t, n("rollout", "status", w, "--timeout=60s")...)
+		}
+		if got := k.ok(t, n("get", "pod", "db-0", "db-1", "-o", "jsonpath={.items[*].status.phase}")...); got != "Running Running" {
+			t.Errorf("StatefulSet pods: %q", got)
+		}
+		k.ok(t, n("delete", "job", "hello")...)
+		k.ok(t, n("delete", "daemonset", "agent")...)
+		k.ok(t, n("delete", "statefulset", "db")...)
+		k.ok(t, n("delete", "deployment", "front")...)
+	})
+
 	t.Run("kubectl top", func(t *testing.T) {
 		// The agent samples every 5s; usage needs two samples.
 		waitFor(t, 30*time.Second, "pod metrics", func() (bool, string) {
