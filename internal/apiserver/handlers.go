@@ -76,6 +76,8 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, info *req
 		err = rq.serveScale()
 	case sub == "binding" && info.Verb == "create":
 		err = rq.bind()
+	case sub == "eviction" && info.Verb == "create":
+		err = rq.evict()
 	case sub == "finalize" && info.Verb == "update":
 		err = rq.update()
 	case nodeSubresources[sub] != "" && (info.Verb == "get" || info.Verb == "create"):

@@ -83,6 +83,37 @@ spec:
 	r = k.okR(t, "-n", "sim", "rollout", "status", "deployment/web", "--timeout=60s")
 	wantMatch(t, r, r.stdout, `deployment "web" successfully rolled out`)
 
+	// Drain a node under a PodDisruptionBudget: the eviction API lets
+	// pods go one at a time as their replacements become ready on the
+	// other node (429 in between, which kubectl drain retries).
+	k.okStdin(t, `apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec:
+  minAvailable: 4
+  selector: {matchLabels: {app: web}}
+`, "-n", "sim", "apply", "-f", "-")
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		r := k.run(t, "-n", "sim", "get", "pdb", "web", "--no-headers")
+		if f := strings.Fields(r.stdout); len(f) >= 4 && f[1] == "4" && f[3] == "1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the budget never allowed one disruption:\n%s", r)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	r = k.okR(t, "drain", "e2e-0", "--ignore-daemonsets", "--timeout=120s")
+	wantMatch(t, r, r.stdout, `node/e2e-0 drained`)
+	r = k.okR(t, "-n", "sim", "get", "pods", "-o", "wide", "--no-headers", "--field-selector", "spec.nodeName=e2e-0")
+	if strings.TrimSpace(r.stdout) != "" {
+		t.Errorf("pods left on the drained node:\n%s", r)
+	}
+	r = k.okR(t, "get", "node", "e2e-0", "--no-headers")
+	wantMatch(t, r, r.stdout, `SchedulingDisabled`)
+	k.ok(t, "uncordon", "e2e-0")
+
 	// Deleting the deployment takes its ReplicaSets and pods with it.
 	k.ok(t, "-n", "sim", "delete", "deployment", "web")
 	deadline = time.Now().Add(60 * time.Second)
