@@ -64,6 +64,8 @@ type Agent struct {
 
 	pods       corelisters.PodLister
 	podsSynced cache.InformerSynced
+	// services feed the pods' service environment variables.
+	services corelisters.ServiceLister
 
 	mu      sync.Mutex
 	workers map[string]*podWorker // by pod UID
@@ -158,6 +160,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		},
 	})
 	factory.Start(ctx.Done())
+	svcFactory := informers.NewSharedInformerFactory(a.client, 0)
+	a.services = svcFactory.Core().V1().Services().Lister()
+	svcFactory.Start(ctx.Done())
 
 	var wg sync.WaitGroup
 	run := func(f func(context.Context)) {
@@ -170,6 +175,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(func(ctx context.Context) { a.serve(ctx, ln) })
 	<-ctx.Done()
 	factory.Shutdown()
+	svcFactory.Shutdown()
 	wg.Wait()
 	a.stopWorkers()
 	return nil

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
@@ -411,6 +413,10 @@ func (a *Agent) containerEnv(pod *corev1.Pod, c *corev1.Container, env *podEnv) 
 		}
 		vals[k] = v
 	}
+	// The services' variables come first; envFrom and env override them.
+	for _, kv := range a.serviceEnv(pod) {
+		set(kv[0], kv[1])
+	}
 	for _, from := range c.EnvFrom {
 		switch {
 		case from.ConfigMapRef != nil:
@@ -662,4 +668,60 @@ func (a *Agent) checkNonRoot(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 		return fmt.Errorf("container has runAsNonRoot and image will run as root %s", where)
 	}
 	return fmt.Errorf("container has runAsNonRoot and image has non-numeric user (%s), cannot verify user is non-root %s", st.Image.Username, where)
+}
+
+// serviceEnv is the environment upstream gives every container about the
+// services that exist when it starts: the `kubernetes` service always,
+// and, with enableServiceLinks, every service of the pod's namespace that
+// has a cluster IP — {NAME}_SERVICE_HOST/_PORT and the Docker link style
+// {NAME}_PORT_{port}_{PROTO}... variables.
+func (a *Agent) serviceEnv(pod *corev1.Pod) [][2]string {
+	if a.services == nil {
+		return nil
+	}
+	var svcs []*corev1.Service
+	if ptr.Deref(pod.Spec.EnableServiceLinks, true) {
+		if list, err := a.services.Services(pod.Namespace).List(labels.Everything()); err == nil {
+			svcs = list
+		}
+	}
+	if pod.Namespace != metav1.NamespaceDefault || !ptr.Deref(pod.Spec.EnableServiceLinks, true) {
+		if k, err := a.services.Services(metav1.NamespaceDefault).Get("kubernetes"); err == nil {
+			svcs = append(svcs, k)
+		}
+	}
+	slices.SortFunc(svcs, func(x, y *corev1.Service) int { return strings.Compare(x.Name, y.Name) })
+	var out [][2]string
+	for _, svc := range svcs {
+		ip := svc.Spec.ClusterIP
+		if ip == "" || ip == corev1.ClusterIPNone || len(svc.Spec.Ports) == 0 {
+			continue
+		}
+		name := strings.ToUpper(strings.ReplaceAll(svc.Name, "-", "_"))
+		first := svc.Spec.Ports[0]
+		out = append(out, [2]string{name + "_SERVICE_HOST", ip}, [2]string{name + "_SERVICE_PORT", strconv.Itoa(int(first.Port))})
+		for _, p := range svc.Spec.Ports {
+			if p.Name != "" {
+				out = append(out, [2]string{name + "_SERVICE_PORT_" + strings.ToUpper(strings.ReplaceAll(p.Name, "-", "_")), strconv.Itoa(int(p.Port))})
+			}
+		}
+		proto := strings.ToLower(string(first.Protocol))
+		if proto == "" {
+			proto = "tcp"
+		}
+		out = append(out, [2]string{name + "_PORT", fmt.Sprintf("%s://%s", proto, net.JoinHostPort(ip, strconv.Itoa(int(first.Port))))})
+		for _, p := range svc.Spec.Ports {
+			pr := string(p.Protocol)
+			if pr == "" {
+				pr = "TCP"
+			}
+			prefix := fmt.Sprintf("%s_PORT_%d_%s", name, p.Port, strings.ToUpper(pr))
+			out = append(out,
+				[2]string{prefix, fmt.Sprintf("%s://%s", strings.ToLower(pr), net.JoinHostPort(ip, strconv.Itoa(int(p.Port))))},
+				[2]string{prefix + "_PROTO", strings.ToLower(pr)},
+				[2]string{prefix + "_PORT", strconv.Itoa(int(p.Port))},
+				[2]string{prefix + "_ADDR", ip})
+		}
+	}
+	return out
 }
