@@ -89,6 +89,13 @@ func TestNode(t *testing.T) {
 		if r.code == 0 || !strings.Contains(r.stdout, "from-stdin") || !strings.Contains(r.stderr, "exit code 3") {
 			t.Errorf("exec -i with exit 3:\n%s", r)
 		}
+		// exec -it with a real terminal: script(1) gives kubectl a pty.
+		tty := exec.Command("script", "-qec", "kubectl -n node exec -it web -- sh -c 'tty; stty size'", "/dev/null")
+		tty.Env = append(os.Environ(), "KUBECONFIG="+k.kubeconfig, "KUBECACHEDIR="+k.cacheDir)
+		tty.Stdin = strings.NewReader("")
+		if out, err := tty.CombinedOutput(); err != nil || !strings.Contains(string(out), "/dev/pts/") {
+			t.Errorf("exec -it: %v\n%s", err, out)
+		}
 		port := freePort(t)
 		pf := k.start(t, n("port-forward", "pod/web", port+":8080")...)
 		pf.waitFor(t, "port-forward to listen", func(s string) bool { return strings.Contains(s, "Forwarding from") })

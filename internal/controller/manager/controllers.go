@@ -5,6 +5,7 @@ import (
 	"github.com/lotse/lotse/internal/controller/cronjob"
 	"github.com/lotse/lotse/internal/controller/daemonset"
 	"github.com/lotse/lotse/internal/controller/deployment"
+	"github.com/lotse/lotse/internal/controller/disruption"
 	"github.com/lotse/lotse/internal/controller/garbagecollector"
 	"github.com/lotse/lotse/internal/controller/job"
 	"github.com/lotse/lotse/internal/controller/namespace"
@@ -20,6 +21,7 @@ var Controllers = map[string]controller.Constructor{
 	"cronjob":          cronjob.New,
 	"daemonset":        daemonset.New,
 	"deployment":       deployment.New,
+	"disruption":       disruption.New,
 	"garbagecollector": garbagecollector.New,
 	"job":              job.New,
 	"namespace":        namespace.New,
