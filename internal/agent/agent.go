@@ -185,7 +185,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // one for a pod the agent has not seen.
 func (a *Agent) podChanged(obj any) {
 	if pod, ok := obj.(*corev1.Pod); ok {
-		a.podChangedObj(pod)
+		a.wakePod(pod.UID, pod.Namespace, pod.Name)
 	}
 }
 

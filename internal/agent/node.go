@@ -203,7 +203,6 @@ func (a *Agent) nodeStatus(ctx context.Context, old *corev1.NodeStatus) (corev1.
 	status := corev1.NodeStatus{
 		Capacity:    capacity,
 		Allocatable: allocatable,
-		Phase:       "",
 		Conditions: []corev1.NodeCondition{
 			cond(corev1.NodeMemoryPressure, mem["MemAvailable"] > 100<<20,
 				"KubeletHasSufficientMemory", "kubelet has sufficient memory available",

@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -105,11 +104,6 @@ func (a *Agent) runWorker(ctx context.Context, w *podWorker) {
 		w.mu.Unlock()
 		timer.Reset(max(d, 0))
 	}
-}
-
-// podChanged is the informer's handler.
-func (a *Agent) podChangedObj(pod *corev1.Pod) {
-	a.wakePod(pod.UID, pod.Namespace, pod.Name)
 }
 
 // stopWorkers ends every worker; containers keep running.
