@@ -6,14 +6,25 @@ import (
 )
 
 func TestSelect(t *testing.T) {
+	all := []string{"cronjob", "daemonset", "deployment", "disruption", "garbagecollector", "job", "namespace",
+		"nodelifecycle", "podgc", "replicaset", "serviceaccount", "statefulset"}
+	allBut := func(name string) []string {
+		var out []string
+		for _, n := range all {
+			if n != name {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
 	tests := []struct {
 		enabled []string
 		want    []string
 		wantErr bool
 	}{
-		{nil, []string{"deployment", "garbagecollector", "namespace", "replicaset", "serviceaccount"}, false},
-		{[]string{"*"}, []string{"deployment", "garbagecollector", "namespace", "replicaset", "serviceaccount"}, false},
-		{[]string{"*", "-namespace"}, []string{"deployment", "garbagecollector", "replicaset", "serviceaccount"}, false},
+		{nil, all, false},
+		{[]string{"*"}, all, false},
+		{[]string{"*", "-namespace"}, allBut("namespace"), false},
 		{[]string{"namespace"}, []string{"namespace"}, false},
 		{[]string{"-namespace"}, nil, false},
 		{[]string{"*", "-nosuch"}, nil, true},
