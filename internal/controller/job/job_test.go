@@ -1,9 +1,10 @@
-package job
+package job_test
 
 import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/lotse/lotse/internal/controller"
+	"github.com/lotse/lotse/internal/controller/job"
 	"github.com/lotse/lotse/internal/sim"
 	"github.com/lotse/lotse/internal/testserver"
 )
@@ -29,6 +31,15 @@ const podRunTime = 1500 * time.Millisecond
 // startCluster starts the control plane with the scheduler and the
 // garbage collector (but no job controller of its own), two simulated
 // nodes, and this package's controller with a short pod back-off.
+// The labels and variable upstream puts on a Job's pods.
+const (
+	labelControllerUID       = "batch.kubernetes.io/controller-uid"
+	labelJobName             = "batch.kubernetes.io/job-name"
+	labelLegacyControllerUID = "controller-uid"
+	labelLegacyJobName       = "job-name"
+	completionIndexEnv       = "JOB_COMPLETION_INDEX"
+)
+
 func startCluster(t *testing.T) kubernetes.Interface {
 	t.Helper()
 	s := testserver.Start(t, testserver.Options{Controllers: []string{"garbagecollector", "namespace", "serviceaccount"}})
@@ -43,11 +54,11 @@ func startCluster(t *testing.T) kubernetes.Interface {
 	go func() { _ = nodes.Run(ctx); done <- struct{}{} }()
 
 	inf := informers.NewSharedInformerFactory(s.Client, 0)
-	c, err := New(&controller.Context{Client: s.Client, Informers: inf, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clock.RealClock{}})
+	c, err := job.New(&controller.Context{Client: s.Client, Informers: inf, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clock.RealClock{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.(*Controller).podBackoff = 100 * time.Millisecond
+	job.SetPodBackoff(c, 100*time.Millisecond)
 	inf.Start(ctx.Done())
 	go func() { _ = c.Run(ctx); done <- struct{}{} }()
 	waitFor(t, "sim nodes", func() bool { return nodes.Registered() == 2 })
@@ -104,6 +115,16 @@ func condition(j *batchv1.Job, ct batchv1.JobConditionType) *batchv1.JobConditio
 	return nil
 }
 
+// anyCondition finds a condition of the type, whatever its status.
+func anyCondition(j *batchv1.Job, ct batchv1.JobConditionType) *batchv1.JobCondition {
+	for i := range j.Status.Conditions {
+		if j.Status.Conditions[i].Type == ct {
+			return &j.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
 func conditionTypes(j *batchv1.Job) []batchv1.JobConditionType {
 	var out []batchv1.JobConditionType
 	for _, c := range j.Status.Conditions {
@@ -151,7 +172,7 @@ func TestJobController(t *testing.T) {
 			t.Errorf("%d pods, want exactly 3", len(pods))
 		}
 		for _, p := range pods {
-			if hasFinalizer(&p) {
+			if slices.Contains(p.Finalizers, batchv1.JobTrackingFinalizer) {
 				t.Errorf("pod %s keeps the tracking finalizer", p.Name)
 			}
 			if p.Labels[labelJobName] != "pi" || p.Labels[labelLegacyJobName] != "pi" || p.Labels[labelLegacyControllerUID] != string(job.UID) {
@@ -195,7 +216,7 @@ func TestJobController(t *testing.T) {
 		if got := conditionTypes(j); len(got) != 2 || got[0] != batchv1.JobFailureTarget || got[1] != batchv1.JobFailed {
 			t.Errorf("conditions %v, want FailureTarget then Failed", got)
 		}
-		if cond := condition(j, batchv1.JobFailed); cond.Reason != batchv1.JobReasonBackoffLimitExceeded || cond.Message != msgBackoffLimit {
+		if cond := condition(j, batchv1.JobFailed); cond.Reason != batchv1.JobReasonBackoffLimitExceeded || cond.Message != "Job has reached the specified backoff limit" {
 			t.Errorf("Failed %q %q", cond.Reason, cond.Message)
 		}
 		if len(failed) != 2 {
@@ -259,7 +280,7 @@ func TestJobController(t *testing.T) {
 		if firstStart == nil {
 			t.Fatal("no startTime after resume")
 		}
-		if cond := findCondition(j, batchv1.JobSuspended); cond == nil || cond.Status != corev1.ConditionFalse || cond.Reason != "JobResumed" {
+		if cond := anyCondition(j, batchv1.JobSuspended); cond == nil || cond.Status != corev1.ConditionFalse || cond.Reason != "JobResumed" {
 			t.Errorf("Suspended condition after resume: %+v", cond)
 		}
 		setSuspend(true)

@@ -6,6 +6,7 @@ import (
 	"github.com/lotse/lotse/internal/controller/daemonset"
 	"github.com/lotse/lotse/internal/controller/deployment"
 	"github.com/lotse/lotse/internal/controller/disruption"
+	"github.com/lotse/lotse/internal/controller/endpointslice"
 	"github.com/lotse/lotse/internal/controller/garbagecollector"
 	"github.com/lotse/lotse/internal/controller/job"
 	"github.com/lotse/lotse/internal/controller/namespace"
@@ -22,6 +23,7 @@ var Controllers = map[string]controller.Constructor{
 	"daemonset":        daemonset.New,
 	"deployment":       deployment.New,
 	"disruption":       disruption.New,
+	"endpointslice":    endpointslice.New,
 	"garbagecollector": garbagecollector.New,
 	"job":              job.New,
 	"namespace":        namespace.New,
