@@ -49,8 +49,6 @@ type Config struct {
 	Labels    map[string]string
 	Version   string
 	Log       *slog.Logger
-	// Ready, if set, is called with the agent once it runs.
-	Ready func(*agent.Agent)
 }
 
 // Run brings the node up and keeps it running until ctx ends.
@@ -123,14 +121,6 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	running++
 	go func() { errs <- a.Run(ctx) }()
-	if cfg.Ready != nil {
-		go func() {
-			for a.Port() == 0 && ctx.Err() == nil {
-				time.Sleep(10 * time.Millisecond)
-			}
-			cfg.Ready(a)
-		}()
-	}
 	// The first to end (or ctx) ends all; wait for the rest.
 	var first error
 	select {
