@@ -383,6 +383,7 @@ func (rq *request) create() error {
 	if tracksGeneration(rq.kind, obj) {
 		acc.SetGeneration(1)
 	}
+	stampTemplateGeneration(obj, nil)
 	resetStatus(rq.kind, obj)
 	normalize(obj)
 	defaults.Apply(obj)
@@ -479,6 +480,7 @@ func (rq *request) replace(next func(cur runtime.Object) (runtime.Object, error)
 		if tracksGeneration(rq.kind, obj) && specChanged(obj, cur) {
 			acc.SetGeneration(old.GetGeneration() + 1)
 		}
+		stampTemplateGeneration(obj, cur)
 		normalize(obj)
 		defaults.Apply(obj)
 		if acc.GetResourceVersion() == "" {

@@ -3,10 +3,13 @@ package apiserver
 import (
 	"crypto/rand"
 	"reflect"
+	"strconv"
 
+	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -61,6 +64,9 @@ func structField(obj runtime.Object, name string) (reflect.Value, bool) {
 // kinds with a spec and a status subresource do, except those upstream
 // leaves without a generation.
 func tracksGeneration(k *registry.Kind, obj runtime.Object) bool {
+	if _, ok := obj.(*discoveryv1.EndpointSlice); ok {
+		return true // no spec or status, but upstream counts its changes
+	}
 	if !k.HasSubresource("status") {
 		return false
 	}
@@ -202,4 +208,31 @@ func addDefaultTolerations(pod *corev1.Pod) {
 			})
 		}
 	}
+}
+
+// daemonSetTemplateGeneration is the annotation upstream keeps on
+// DaemonSets: 1 at creation, one more at every change of the pod
+// template. The DaemonSet controller labels its pods with it.
+const daemonSetTemplateGeneration = "deprecated.daemonset.template.generation"
+
+// stampTemplateGeneration sets a DaemonSet's template generation from
+// old's (nil on create); what a client writes there is not kept.
+func stampTemplateGeneration(obj, old runtime.Object) {
+	ds, ok := obj.(*appsv1.DaemonSet)
+	if !ok {
+		return
+	}
+	gen := int64(1)
+	if prev, ok := old.(*appsv1.DaemonSet); ok {
+		if n, err := strconv.ParseInt(prev.Annotations[daemonSetTemplateGeneration], 10, 64); err == nil && n > 0 {
+			gen = n
+		}
+		if !equality.Semantic.DeepEqual(prev.Spec.Template, ds.Spec.Template) {
+			gen++
+		}
+	}
+	if ds.Annotations == nil {
+		ds.Annotations = map[string]string{}
+	}
+	ds.Annotations[daemonSetTemplateGeneration] = strconv.FormatInt(gen, 10)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	fw "github.com/lotse/lotse/internal/scheduler/framework"
+	"github.com/lotse/lotse/internal/scheduler/plugins"
 )
 
 // ErrNoNodesAvailable is returned when the cluster has no nodes at all; the
@@ -114,6 +115,9 @@ func (a *Algorithm) Schedule(pod *fw.PodInfo, nodes fw.NodeLister) (string, erro
 		return "", ErrNoNodesAvailable
 	}
 	state := fw.NewCycleState()
+	// The scores count pods and images over the whole cluster, not only
+	// the nodes that pass the filters.
+	plugins.RecordNodes(state, nodes)
 	for _, pf := range a.preFilters {
 		if st := pf.PreFilter(state, pod, nodes); !st.IsSuccess() {
 			return "", fmt.Errorf("prefilter %s: %s", pf.Name(), st.Message())

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -407,6 +408,20 @@ spec:
 		if got := k.ok(t, n("get", "pod", "db-0", "db-1", "-o", "jsonpath={.items[*].status.phase}")...); got != "Running Running" {
 			t.Errorf("StatefulSet pods: %q", got)
 		}
+		// A Service over the Deployment lists its pods' addresses.
+		k.ok(t, n("expose", "deployment", "front", "--port=80", "--target-port=8080")...)
+		ips := strings.Fields(k.ok(t, n("get", "pods", "-l", "app=front", "-o", "jsonpath={.items[*].status.podIP}")...))
+		waitFor(t, 30*time.Second, "endpoints of the service", func() (bool, string) {
+			r := k.run(t, n("get", "endpoints", "front", "-o", "jsonpath={.subsets[*].addresses[*].ip}")...)
+			got := strings.Fields(r.stdout)
+			slices.Sort(got)
+			slices.Sort(ips)
+			return len(ips) == 2 && slices.Equal(got, ips), r.String()
+		})
+		if r := k.run(t, n("get", "endpointslices", "-l", "kubernetes.io/service-name=front", "--no-headers")...); !strings.Contains(r.stdout, "8080") {
+			t.Errorf("EndpointSlice of the service:\n%s", r)
+		}
+		k.ok(t, n("delete", "service", "front")...)
 		k.ok(t, n("delete", "job", "hello")...)
 		k.ok(t, n("delete", "daemonset", "agent")...)
 		k.ok(t, n("delete", "statefulset", "db")...)

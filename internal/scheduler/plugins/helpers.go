@@ -5,7 +5,31 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
+
+	fw "github.com/lotse/lotse/internal/scheduler/framework"
 )
+
+// nodesKey is where RecordNodes keeps the cycle's whole node list.
+const nodesKey = "plugins/nodes"
+
+// RecordNodes keeps the cycle's node lister in state for scores that count
+// over every node of the cluster, as upstream does, and not only over the
+// feasible nodes PreScore is given (pods on a full node still make its zone
+// crowded; an image on a cordoned node still makes it widespread). The
+// InterPodAffinity and PodTopologySpread PreFilters call it; a scheduler
+// without them may call it before scoring.
+func RecordNodes(state *fw.CycleState, nodes fw.NodeLister) {
+	state.Write(nodesKey, nodes)
+}
+
+// clusterNodes returns the nodes RecordNodes kept, or feasible when none
+// were recorded.
+func clusterNodes(state *fw.CycleState, feasible []*fw.NodeInfo) []*fw.NodeInfo {
+	if v, ok := state.Read(nodesKey); ok {
+		return v.(fw.NodeLister).List()
+	}
+	return feasible
+}
 
 // nodeSelectorTermMatches reports whether a node matches one term: every
 // expression over labels and every field expression (only metadata.name

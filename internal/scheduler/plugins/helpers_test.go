@@ -90,3 +90,58 @@ func runFilterCases(t *testing.T, f fw.FilterPlugin, cases []filterCase) {
 		})
 	}
 }
+
+// scoreCase is one row of a score table.
+type scoreCase struct {
+	name   string
+	pod    *v1.Pod
+	nodes  []*v1.Node // the whole cluster
+	others []*v1.Pod  // pods already placed
+	// feasible names the nodes that passed the filters, in the order
+	// scored; nil means every node, in the order of nodes.
+	feasible []string
+	want     []int64 // normalised scores, in feasible order
+}
+
+// runScoreCases runs RecordNodes, PreScore, Score and NormalizeScores as
+// the scheduler's algorithm does and compares the normalised scores.
+func runScoreCases(t *testing.T, s fw.ScorePlugin, cases []scoreCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			snap := fw.SnapshotOf(tc.nodes, tc.others)
+			names := tc.feasible
+			if names == nil {
+				for _, n := range tc.nodes {
+					names = append(names, n.Name)
+				}
+			}
+			feasible := make([]*fw.NodeInfo, len(names))
+			for i, name := range names {
+				ni, ok := snap.Get(name)
+				if !ok {
+					t.Fatalf("no node %q", name)
+				}
+				feasible[i] = ni
+			}
+			pi := fw.NewPodInfo(tc.pod)
+			state := fw.NewCycleState()
+			RecordNodes(state, snap)
+			if ps, ok := s.(fw.PreScorePlugin); ok {
+				if st := ps.PreScore(state, pi, feasible); !st.IsSuccess() {
+					t.Fatalf("PreScore: %v", st.Message())
+				}
+			}
+			scores := make([]int64, len(feasible))
+			for i, ni := range feasible {
+				scores[i] = s.Score(state, pi, ni)
+			}
+			if n, ok := s.(fw.ScoreNormalizer); ok {
+				n.NormalizeScores(state, pi, scores)
+			}
+			if !reflect.DeepEqual(scores, tc.want) {
+				t.Errorf("scores of %v = %v, want %v", names, scores, tc.want)
+			}
+		})
+	}
+}

@@ -16,7 +16,8 @@ const (
 )
 
 // InterPodAffinity enforces required pod affinity and anti-affinity, both
-// the incoming pod's and that of pods already placed.
+// the incoming pod's and that of pods already placed, and scores by the
+// preferred terms (see interpodaffinityscore.go).
 //
 // Limitation: a non-empty namespaceSelector would need namespace labels,
 // which the scheduler does not watch; such a term matches only the
@@ -110,6 +111,7 @@ func requiredTerms(pod *v1.Pod) (aff, anti []v1.PodAffinityTerm) {
 
 // PreFilter implements fw.PreFilterPlugin.
 func (InterPodAffinity) PreFilter(state *fw.CycleState, p *fw.PodInfo, nodes fw.NodeLister) *fw.Status {
+	RecordNodes(state, nodes)
 	affT, antiT := requiredTerms(p.Pod)
 	s := &interPodState{
 		affinity:       newAffinityTerms(p.Pod, affT),

@@ -28,11 +28,17 @@ func DefaultScoreWeights() map[string]int64 {
 		BalancedAllocation{}.Name(): 1,
 		NodeAffinity{}.Name():       2,
 		TaintToleration{}.Name():    3,
+		PodTopologySpread{}.Name():  2,
+		InterPodAffinity{}.Name():   2,
+		ImageLocality{}.Name():      1,
 	}
 }
 
 // AllScores returns every score plugin; a weight of 0 in the scheduler's
 // Config switches one off.
 func AllScores() []fw.ScorePlugin {
-	return []fw.ScorePlugin{LeastAllocated{}, BalancedAllocation{}, NodeAffinity{}, TaintToleration{}}
+	return []fw.ScorePlugin{
+		LeastAllocated{}, BalancedAllocation{}, NodeAffinity{}, TaintToleration{},
+		PodTopologySpread{}, InterPodAffinity{}, ImageLocality{},
+	}
 }

@@ -19,8 +19,9 @@ const (
 // PodTopologySpread enforces topologySpreadConstraints with
 // whenUnsatisfiable: DoNotSchedule: placing the pod must not make the
 // number of matching pods in its domain exceed the emptiest domain's by
-// more than maxSkew. (ScheduleAnyway constraints are a score and not
-// implemented yet.)
+// more than maxSkew. Constraints with ScheduleAnyway are its score (see
+// topologyspreadscore.go). The system default constraints upstream applies
+// to pods without any are not implemented.
 type PodTopologySpread struct{}
 
 // Name implements fw.Plugin.
@@ -40,23 +41,14 @@ const spreadKey = "PodTopologySpread"
 // PreFilter implements fw.PreFilterPlugin: it counts matching pods in every
 // domain of the nodes the pod could go to.
 func (PodTopologySpread) PreFilter(state *fw.CycleState, p *fw.PodInfo, nodes fw.NodeLister) *fw.Status {
+	RecordNodes(state, nodes)
 	var cs []*spreadConstraint
 	var honorAffinity, honorTaints bool = true, false
 	for _, c := range p.Pod.Spec.TopologySpreadConstraints {
 		if c.WhenUnsatisfiable != v1.DoNotSchedule {
 			continue
 		}
-		sel, err := metav1.LabelSelectorAsSelector(c.LabelSelector)
-		if err != nil || c.LabelSelector == nil {
-			sel = labels.Nothing()
-		}
-		for _, k := range c.MatchLabelKeys {
-			if v, ok := p.Pod.Labels[k]; ok {
-				if r, err := labels.NewRequirement(k, "=", []string{v}); err == nil {
-					sel = sel.Add(*r)
-				}
-			}
-		}
+		sel := spreadSelector(p.Pod, &c)
 		sc := &spreadConstraint{maxSkew: c.MaxSkew, topologyKey: c.TopologyKey, selector: sel, counts: map[string]int{}}
 		if c.MinDomains != nil {
 			sc.minDomains = *c.MinDomains
@@ -89,18 +81,42 @@ func (PodTopologySpread) PreFilter(state *fw.CycleState, p *fw.PodInfo, nodes fw
 		}
 		for _, c := range cs {
 			domain := ni.Node.Labels[c.topologyKey]
-			n := 0
-			for _, existing := range ni.Pods {
-				e := existing.Pod
-				if e.Namespace == p.Pod.Namespace && e.DeletionTimestamp == nil && c.selector.Matches(labels.Set(e.Labels)) {
-					n++
-				}
-			}
-			c.counts[domain] += n
+			c.counts[domain] += countMatchingPods(ni.Pods, c.selector, p.Pod.Namespace)
 		}
 	}
 	state.Write(spreadKey, cs)
 	return nil
+}
+
+// spreadSelector is the constraint's labelSelector (nil or invalid matches
+// nothing) narrowed by matchLabelKeys to pods sharing the pod's values for
+// those keys.
+func spreadSelector(pod *v1.Pod, c *v1.TopologySpreadConstraint) labels.Selector {
+	sel, err := metav1.LabelSelectorAsSelector(c.LabelSelector)
+	if err != nil || c.LabelSelector == nil {
+		sel = labels.Nothing()
+	}
+	for _, k := range c.MatchLabelKeys {
+		if v, ok := pod.Labels[k]; ok {
+			if r, err := labels.NewRequirement(k, "=", []string{v}); err == nil {
+				sel = sel.Add(*r)
+			}
+		}
+	}
+	return sel
+}
+
+// countMatchingPods counts the pods in namespace that sel matches; pods
+// being deleted are on their way out and do not count.
+func countMatchingPods(pods []*fw.PodInfo, sel labels.Selector, namespace string) int {
+	n := 0
+	for _, existing := range pods {
+		e := existing.Pod
+		if e.Namespace == namespace && e.DeletionTimestamp == nil && sel.Matches(labels.Set(e.Labels)) {
+			n++
+		}
+	}
+	return n
 }
 
 func hasAllKeys(node *v1.Node, cs []*spreadConstraint) bool {
