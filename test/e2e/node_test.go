@@ -396,7 +396,7 @@ spec:
     metadata: {labels: {app: front}}
     spec:
       terminationGracePeriodSeconds: 1
-      containers: [{name: c, image: "busybox:1.36", command: [sleep, "3600"]}]
+      containers: [{name: c, image: "busybox:1.36", command: [sleep, "3600"], resources: {requests: {cpu: 10m}}}]
 `, n("apply", "-f", "-")...)
 		k.ok(t, n("wait", "--for=condition=complete", "job/hello", "--timeout=60s")...)
 		if got := k.ok(t, n("logs", "job/hello")...); got != "hello from a job\n" {
@@ -422,6 +422,16 @@ spec:
 			t.Errorf("EndpointSlice of the service:\n%s", r)
 		}
 		k.ok(t, n("delete", "service", "front")...)
+		// The autoscaler reads the pods' usage from metrics.k8s.io.
+		k.ok(t, n("autoscale", "deployment", "front", "--min=2", "--max=3", "--cpu-percent=50")...)
+		waitFor(t, 60*time.Second, "the autoscaler measuring cpu", func() (bool, string) {
+			r := k.run(t, n("get", "hpa", "front", "-o", `jsonpath={.status.currentReplicas} {.status.conditions[?(@.type=="ScalingActive")].reason}`)...)
+			return r.stdout == "2 ValidMetricFound", r.String()
+		})
+		if r := k.run(t, n("get", "hpa", "front", "--no-headers")...); !strings.Contains(r.stdout, "cpu: ") || !strings.Contains(r.stdout, "/50%") {
+			t.Errorf("kubectl get hpa:\n%s", r)
+		}
+		k.ok(t, n("delete", "hpa", "front")...)
 		k.ok(t, n("delete", "job", "hello")...)
 		k.ok(t, n("delete", "daemonset", "agent")...)
 		k.ok(t, n("delete", "statefulset", "db")...)

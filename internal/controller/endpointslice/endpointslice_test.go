@@ -124,7 +124,7 @@ func startController(t *testing.T, s *testserver.Server) {
 // TestEndpointsFollowPods runs both loops against the real API server with
 // simulated nodes giving the pods addresses and readiness.
 func TestEndpointsFollowPods(t *testing.T) {
-	s := testserver.Start(t, testserver.Options{})
+	s := testserver.Start(t, testserver.Options{Controllers: []string{"*", "-endpointslice"}}) // the test runs its own
 	startController(t, s)
 	ctx := context.Background()
 	pods := s.Client.CoreV1().Pods("default")

@@ -11,6 +11,7 @@ import (
 	"github.com/lotse/lotse/internal/controller/job"
 	"github.com/lotse/lotse/internal/controller/namespace"
 	"github.com/lotse/lotse/internal/controller/nodelifecycle"
+	"github.com/lotse/lotse/internal/controller/podautoscaler"
 	"github.com/lotse/lotse/internal/controller/podgc"
 	"github.com/lotse/lotse/internal/controller/replicaset"
 	"github.com/lotse/lotse/internal/controller/serviceaccount"
@@ -19,17 +20,18 @@ import (
 
 // Controllers are the known controllers by the names --controllers uses.
 var Controllers = map[string]controller.Constructor{
-	"cronjob":          cronjob.New,
-	"daemonset":        daemonset.New,
-	"deployment":       deployment.New,
-	"disruption":       disruption.New,
-	"endpointslice":    endpointslice.New,
-	"garbagecollector": garbagecollector.New,
-	"job":              job.New,
-	"namespace":        namespace.New,
-	"nodelifecycle":    nodelifecycle.New,
-	"podgc":            podgc.New,
-	"replicaset":       replicaset.New,
-	"serviceaccount":   serviceaccount.New,
-	"statefulset":      statefulset.New,
+	"cronjob":                  cronjob.New,
+	"daemonset":                daemonset.New,
+	"deployment":               deployment.New,
+	"disruption":               disruption.New,
+	"endpointslice":            endpointslice.New,
+	"garbagecollector":         garbagecollector.New,
+	"horizontalpodautoscaling": podautoscaler.New,
+	"job":                      job.New,
+	"namespace":                namespace.New,
+	"nodelifecycle":            nodelifecycle.New,
+	"podgc":                    podgc.New,
+	"replicaset":               replicaset.New,
+	"serviceaccount":           serviceaccount.New,
+	"statefulset":              statefulset.New,
 }

@@ -6,7 +6,7 @@ import (
 )
 
 func TestSelect(t *testing.T) {
-	all := []string{"cronjob", "daemonset", "deployment", "disruption", "endpointslice", "garbagecollector", "job", "namespace",
+	all := []string{"cronjob", "daemonset", "deployment", "disruption", "endpointslice", "garbagecollector", "horizontalpodautoscaling", "job", "namespace",
 		"nodelifecycle", "podgc", "replicaset", "serviceaccount", "statefulset"}
 	allBut := func(name string) []string {
 		var out []string
