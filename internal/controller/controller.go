@@ -7,6 +7,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 )
 
@@ -27,3 +28,23 @@ type Controller interface {
 
 // Constructor builds a controller from the shared context.
 type Constructor func(*Context) (Controller, error)
+
+// ProcessQueue hands keys from queue to sync until the queue shuts down:
+// a key whose sync failed comes back after the queue's rate-limited
+// delay, a synced key's failure history is forgotten. Every controller's
+// workers are this loop.
+func ProcessQueue(ctx context.Context, queue workqueue.TypedRateLimitingInterface[string], log *slog.Logger, what string, sync func(context.Context, string) error) {
+	for {
+		key, quit := queue.Get()
+		if quit {
+			return
+		}
+		if err := sync(ctx, key); err != nil {
+			log.Warn("sync failed; retrying", "what", what, "key", key, "err", err)
+			queue.AddRateLimited(key)
+		} else {
+			queue.Forget(key)
+		}
+		queue.Done(key)
+	}
+}

@@ -238,22 +238,7 @@ func (c *Controller) Run(ctx context.Context) error {
 }
 
 func (c *Controller) worker(ctx context.Context) {
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		if err := c.sync(ctx, key); err != nil {
-			c.log.Warn("syncing pod disruption budget", "key", key, "err", err)
-			// Retry with backoff: a conflict with the eviction subresource's
-			// write, an API error, or a controller not yet in the cache.
-			c.queue.AddRateLimited(key)
-		} else {
-			// Synced; forget the key's failure history.
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
-	}
+	controller.ProcessQueue(ctx, c.queue, c.log, "pod disruption budget", c.sync)
 }
 
 // sync brings one budget's status up to date.

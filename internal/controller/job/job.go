@@ -252,40 +252,11 @@ func (c *Controller) Run(ctx context.Context) error {
 }
 
 func (c *Controller) worker(ctx context.Context) {
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		if err := c.sync(ctx, key); err != nil {
-			c.log.Warn("syncing job", "key", key, "err", err)
-			// Retry with back-off: the API refused a write or we lost a
-			// race on the status.
-			c.queue.AddRateLimited(key)
-		} else {
-			// Synced; forget the key's failure history.
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
-	}
+	controller.ProcessQueue(ctx, c.queue, c.log, "job", c.sync)
 }
 
 func (c *Controller) orphanWorker(ctx context.Context) {
-	for {
-		key, quit := c.orphans.Get()
-		if quit {
-			return
-		}
-		if err := c.releaseOrphan(ctx, key); err != nil {
-			c.log.Warn("releasing orphan pod", "key", key, "err", err)
-			// The patch failed; the finalizer would pin the pod forever.
-			c.orphans.AddRateLimited(key)
-		} else {
-			// Released or not ours to release.
-			c.orphans.Forget(key)
-		}
-		c.orphans.Done(key)
-	}
+	controller.ProcessQueue(ctx, c.orphans, c.log, "releasing orphan pod", c.releaseOrphan)
 }
 
 // sync brings one Job a step closer to its outcome: it counts finished

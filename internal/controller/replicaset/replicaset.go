@@ -159,21 +159,7 @@ func (c *Controller) Run(ctx context.Context) error {
 }
 
 func (c *Controller) worker(ctx context.Context) {
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		if err := c.sync(ctx, key); err != nil {
-			c.log.Warn("syncing replica set", "key", key, "err", err)
-			// Retry with backoff: a create may have hit a quota or the API.
-			c.queue.AddRateLimited(key)
-		} else {
-			// Synced; forget the key's failure history.
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
-	}
+	controller.ProcessQueue(ctx, c.queue, c.log, "replica set", c.sync)
 }
 
 // sync makes the pods of one ReplicaSet match its spec.

@@ -203,21 +203,7 @@ func (c *Controller) Run(ctx context.Context) error {
 }
 
 func (c *Controller) worker(ctx context.Context) {
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		if err := c.sync(ctx, key); err != nil {
-			c.log.Warn("syncing stateful set", "key", key, "err", err)
-			// Retry with backoff: the API refused a write or is behind.
-			c.queue.AddRateLimited(key)
-		} else {
-			// Synced; forget the key's failure history.
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
-	}
+	controller.ProcessQueue(ctx, c.queue, c.log, "stateful set", c.sync)
 }
 
 // sync makes one StatefulSet's pods, claims and revisions follow its spec.
