@@ -35,6 +35,21 @@ func (r podRuntime) readySandbox() *runtimeapi.PodSandbox {
 	return nil
 }
 
+// running reports whether a sandbox is ready or a container runs.
+func (r podRuntime) running() bool {
+	if r.readySandbox() != nil {
+		return true
+	}
+	for _, instances := range r.containers {
+		for _, c := range instances {
+			if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING || c.State == runtimeapi.ContainerState_CONTAINER_CREATED {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // latest is the newest instance of a container, nil if none.
 func (r podRuntime) latest(name string) *runtimeapi.ContainerStatus {
 	if c := r.containers[name]; len(c) > 0 {

@@ -43,7 +43,11 @@ func (a *Agent) syncPod(ctx context.Context, w *podWorker) (finished bool, err e
 	}
 	if isTerminal(pod.Status.Phase) {
 		// Nothing runs again; stop what may still run (a sidecar, say),
-		// and report it stopped.
+		// and report it stopped. A finished pod that is stopped and says
+		// so costs its resyncs nothing more.
+		if !rt.running() && !reportsRunning(pod) {
+			return false, nil
+		}
 		return false, a.finish(ctx, pod, pod.Status.Phase, &podState{waiting: map[string]waiting{}})
 	}
 
@@ -434,6 +438,17 @@ func (a *Agent) removeOlderInstances(ctx context.Context, uid types.UID, name st
 	for i := 2; i < len(instances); i++ {
 		_, _ = a.runtime.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: instances[i].Id})
 	}
+}
+
+// reportsRunning says whether the pod's status still shows a container
+// running.
+func reportsRunning(pod *corev1.Pod) bool {
+	for _, cs := range append(append([]corev1.ContainerStatus{}, pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...) {
+		if cs.State.Running != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func isTerminal(p corev1.PodPhase) bool {
