@@ -402,6 +402,10 @@ func (rq *request) create() error {
 		if release, err = rq.s.ips.allocate(rq.ctx, svc, dry); err != nil {
 			return err
 		}
+		if err := rq.s.nodePorts.assign(rq.ctx, svc, nil); err != nil {
+			release()
+			return err
+		}
 	}
 	if dry {
 		if _, err := rq.res.Get(rq.ctx, acc.GetNamespace(), acc.GetName()); err == nil {
@@ -473,6 +477,11 @@ func (rq *request) replace(next func(cur runtime.Object) (runtime.Object, error)
 		obj = rq.mergeSubresource(obj, cur)
 		acc = accessor(obj)
 		keepClusterIP(obj, cur)
+		if svc, ok := obj.(*corev1.Service); ok && rq.info.Subresource == "" {
+			if err := rq.s.nodePorts.assign(rq.ctx, svc, cur.(*corev1.Service)); err != nil {
+				return nil, err
+			}
+		}
 		keepSystemMeta(acc, old)
 		if rq.info.Subresource == "" {
 			copyStatus(obj, cur)

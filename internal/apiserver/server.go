@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/version"
@@ -58,6 +59,7 @@ type Server struct {
 	store     *storage.Store
 	discovery *discovery
 	ips       *clusterIPs
+	nodePorts *nodePorts
 }
 
 // New builds the API server handler.
@@ -85,6 +87,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.ips = ips
+	services, _ := cfg.Store.Resource(corev1.Resource("services"))
+	s.nodePorts = &nodePorts{services: services}
 	return s, nil
 }
 
