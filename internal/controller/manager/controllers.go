@@ -15,6 +15,7 @@ import (
 	"github.com/lotse/lotse/internal/controller/podgc"
 	"github.com/lotse/lotse/internal/controller/replicaset"
 	"github.com/lotse/lotse/internal/controller/serviceaccount"
+	"github.com/lotse/lotse/internal/controller/servicelb"
 	"github.com/lotse/lotse/internal/controller/statefulset"
 )
 
@@ -33,5 +34,6 @@ var Controllers = map[string]controller.Constructor{
 	"podgc":                    podgc.New,
 	"replicaset":               replicaset.New,
 	"serviceaccount":           serviceaccount.New,
+	"servicelb":                servicelb.New,
 	"statefulset":              statefulset.New,
 }
