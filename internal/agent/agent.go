@@ -38,6 +38,11 @@ type Config struct {
 	NodeIP  net.IP
 	// Labels are added to the Node's labels at registration.
 	Labels map[string]string
+	// ClusterDNS are the resolvers ClusterFirst pods use (the kube-dns
+	// Service's address); none makes them use the node's resolvers.
+	ClusterDNS []string
+	// ClusterDomain is the DNS domain of Services; default cluster.local.
+	ClusterDomain string
 	// Version is reported as the node's kubelet version.
 	Version string
 
@@ -92,6 +97,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.NodeIP == nil {
 		return nil, errors.New("agent: the node IP is required")
+	}
+	if cfg.ClusterDomain == "" {
+		cfg.ClusterDomain = "cluster.local"
 	}
 	if cfg.StatusInterval <= 0 {
 		cfg.StatusInterval = 10 * time.Second

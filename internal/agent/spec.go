@@ -47,7 +47,7 @@ func (a *Agent) sandboxConfig(pod *corev1.Pod, attempt uint32) *runtimeapi.PodSa
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID), Attempt: attempt},
 		Hostname:     podHostname(pod),
 		LogDirectory: a.sandboxLogDir(pod),
-		DnsConfig:    dnsConfig(pod),
+		DnsConfig:    dnsConfig(pod, a.cfg.ClusterDNS, a.cfg.ClusterDomain),
 		Labels: map[string]string{
 			labelPodName: pod.Name, labelPodNamespace: pod.Namespace, labelPodUID: string(pod.UID),
 		},
@@ -153,16 +153,34 @@ func podPrivileged(pod *corev1.Pod) bool {
 	return false
 }
 
-// dnsConfig applies dnsPolicy and dnsConfig. There is no cluster DNS yet,
-// so ClusterFirst falls back to the node's resolvers, as the kubelet does
-// when it has no cluster DNS configured.
-func dnsConfig(pod *corev1.Pod) *runtimeapi.DNSConfig {
+// dnsConfig applies dnsPolicy and dnsConfig as the kubelet does:
+// ClusterFirst (and ClusterFirstWithHostNet on the host network) points
+// at the cluster DNS servers with the pod's namespace, svc and domain
+// searched first and ndots:5; Default, ClusterFirst on the host network
+// and any policy without cluster DNS configured use the node's resolvers.
+func dnsConfig(pod *corev1.Pod, clusterDNS []string, domain string) *runtimeapi.DNSConfig {
 	cfg := &runtimeapi.DNSConfig{}
-	if pod.Spec.DNSPolicy != corev1.DNSNone {
-		cfg = hostDNS()
+	policy := pod.Spec.DNSPolicy
+	if policy == "" {
+		policy = corev1.DNSClusterFirst
 	}
-	if pod.Spec.HostNetwork && pod.Spec.DNSPolicy != corev1.DNSClusterFirstWithHostNet && pod.Spec.DNSPolicy != corev1.DNSNone {
+	if pod.Spec.HostNetwork && policy == corev1.DNSClusterFirst {
+		policy = corev1.DNSDefault
+	}
+	if policy == corev1.DNSClusterFirstWithHostNet {
+		policy = corev1.DNSClusterFirst
+	}
+	if policy == corev1.DNSClusterFirst && len(clusterDNS) == 0 {
+		policy = corev1.DNSDefault
+	}
+	switch policy {
+	case corev1.DNSDefault:
 		cfg = hostDNS()
+	case corev1.DNSClusterFirst:
+		host := hostDNS()
+		cfg.Servers = slices.Clone(clusterDNS)
+		cfg.Searches = appendUnique([]string{pod.Namespace + ".svc." + domain, "svc." + domain, domain}, host.Searches...)
+		cfg.Options = []string{"ndots:5"}
 	}
 	if dc := pod.Spec.DNSConfig; dc != nil {
 		cfg.Servers = appendUnique(cfg.Servers, dc.Nameservers...)

@@ -408,6 +408,7 @@ func TestDNSConfig(t *testing.T) {
 	host := hostDNS()
 	withDNS := func(policy corev1.DNSPolicy, hostNet bool, dc *corev1.PodDNSConfig) *corev1.Pod {
 		p := testPod(corev1.RestartPolicyAlways, nil, "app")
+		p.Namespace = "shop"
 		p.Spec.DNSPolicy, p.Spec.HostNetwork, p.Spec.DNSConfig = policy, hostNet, dc
 		return p
 	}
@@ -417,26 +418,34 @@ func TestDNSConfig(t *testing.T) {
 		Options:     []corev1.PodDNSConfigOption{{Name: "timeout", Value: ptr.To("3")}, {Name: "use-vc"}},
 	}
 	plus := func(base []string, extra ...string) []string { return append(slices.Clone(base), extra...) }
+	cluster := []string{"10.43.0.10"}
+	clusterSearch := append([]string{"shop.svc.cluster.local", "svc.cluster.local", "cluster.local"}, host.Searches...)
 	tests := []struct {
 		name                       string
 		pod                        *corev1.Pod
+		clusterDNS                 []string
 		servers, searches, options []string
 	}{
-		{"None without config is empty", withDNS(corev1.DNSNone, false, nil), nil, nil, nil},
-		{"None takes only the pod's config", withDNS(corev1.DNSNone, false, custom),
+		{"None without config is empty", withDNS(corev1.DNSNone, false, nil), cluster, nil, nil, nil},
+		{"None takes only the pod's config", withDNS(corev1.DNSNone, false, custom), cluster,
 			[]string{"192.0.2.53"}, []string{"svc.example"}, []string{"timeout:3", "use-vc"}},
-		{"Default is the node's", withDNS(corev1.DNSDefault, false, nil), host.Servers, host.Searches, host.Options},
-		{"ClusterFirst falls back to the node's", withDNS(corev1.DNSClusterFirst, false, nil), host.Servers, host.Searches, host.Options},
-		{"ClusterFirst on the host network", withDNS(corev1.DNSClusterFirst, true, nil), host.Servers, host.Searches, host.Options},
-		{"ClusterFirstWithHostNet", withDNS(corev1.DNSClusterFirstWithHostNet, true, nil), host.Servers, host.Searches, host.Options},
-		{"Default merged with the pod's config", withDNS(corev1.DNSDefault, false, custom),
+		{"Default is the node's", withDNS(corev1.DNSDefault, false, nil), cluster, host.Servers, host.Searches, host.Options},
+		{"ClusterFirst is the cluster's", withDNS(corev1.DNSClusterFirst, false, nil), cluster, cluster, clusterSearch, []string{"ndots:5"}},
+		{"an empty policy is ClusterFirst", withDNS("", false, nil), cluster, cluster, clusterSearch, []string{"ndots:5"}},
+		{"ClusterFirst without cluster DNS falls back to the node's", withDNS(corev1.DNSClusterFirst, false, nil), nil,
+			host.Servers, host.Searches, host.Options},
+		{"ClusterFirst on the host network is the node's", withDNS(corev1.DNSClusterFirst, true, nil), cluster,
+			host.Servers, host.Searches, host.Options},
+		{"ClusterFirstWithHostNet is the cluster's", withDNS(corev1.DNSClusterFirstWithHostNet, true, nil), cluster,
+			cluster, clusterSearch, []string{"ndots:5"}},
+		{"Default merged with the pod's config", withDNS(corev1.DNSDefault, false, custom), cluster,
 			plus(host.Servers, "192.0.2.53"), plus(host.Searches, "svc.example"), plus(host.Options, "timeout:3", "use-vc")},
-		{"ClusterFirst merged with the pod's config", withDNS(corev1.DNSClusterFirst, false, custom),
-			plus(host.Servers, "192.0.2.53"), plus(host.Searches, "svc.example"), plus(host.Options, "timeout:3", "use-vc")},
+		{"ClusterFirst merged with the pod's config", withDNS(corev1.DNSClusterFirst, false, custom), cluster,
+			plus(cluster, "192.0.2.53"), plus(clusterSearch, "svc.example"), []string{"ndots:5", "timeout:3", "use-vc"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := dnsConfig(tt.pod)
+			got := dnsConfig(tt.pod, tt.clusterDNS, "cluster.local")
 			if !slices.Equal(got.Servers, tt.servers) || !slices.Equal(got.Searches, tt.searches) || !slices.Equal(got.Options, tt.options) {
 				t.Errorf("dnsConfig = servers %q searches %q options %q; want %q %q %q",
 					got.Servers, got.Searches, got.Options, tt.servers, tt.searches, tt.options)
@@ -444,8 +453,8 @@ func TestDNSConfig(t *testing.T) {
 		})
 	}
 	// Merging must not write into what the next pod starts from.
-	_ = dnsConfig(withDNS(corev1.DNSDefault, false, custom))
-	if again := dnsConfig(withDNS(corev1.DNSDefault, false, nil)); !slices.Equal(again.Servers, host.Servers) {
+	_ = dnsConfig(withDNS(corev1.DNSDefault, false, custom), nil, "cluster.local")
+	if again := dnsConfig(withDNS(corev1.DNSDefault, false, nil), nil, "cluster.local"); !slices.Equal(again.Servers, host.Servers) {
 		t.Errorf("host servers changed to %q after a merge", again.Servers)
 	}
 	for _, s := range host.Servers {

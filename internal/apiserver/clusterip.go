@@ -102,12 +102,13 @@ func (c *clusterIPs) allocate(ctx context.Context, svc *corev1.Service, dryRun b
 		return c.releaser(ctx, addr), nil
 	}
 	// Start at a random offset and probe upwards, skipping the network
-	// address, the broadcast address and .1 (kept for the kubernetes service).
+	// address, the broadcast address, .1 and .10 (kept for the kubernetes
+	// and kube-dns services).
 	n := c.size()
 	start := rand.Int64N(n)
 	for i := int64(0); i < n; i++ {
 		off := (start + i) % n
-		if off < 2 || off == n-1 {
+		if off < 2 || off == 10 || off == n-1 {
 			continue
 		}
 		addr := c.nth(off)

@@ -100,7 +100,12 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	var etcdServers, sans []string
 	var logLevel string
 	fs.StringVar(&cfg.DataDir, "data-dir", defaultDir, "directory for etcd data, certificates and the admin kubeconfig")
-	fs.StringVar(&cfg.BindAddress, "bind-address", "127.0.0.1", "IP address the API server listens on")
+	fs.StringVar(&cfg.BindAddress, "bind-address", "0.0.0.0", "IP address the API server listens on")
+	var advertise string
+	fs.StringVar(&advertise, "advertise-address", "", "address pods and other nodes reach the API at (default: --node-ip, or the default route's address)")
+	fs.IntVar(&cfg.ClusterDNSPort, "cluster-dns-port", server.DefaultClusterDNSPort, "port cluster DNS listens on at the advertise address (kube-dns maps 53 to it; 0 disables)")
+	fs.IntVar(&cfg.IngressHTTPPort, "ingress-http-port", 80, "port of the built-in Ingress proxy for HTTP (0 disables)")
+	fs.IntVar(&cfg.IngressHTTPSPort, "ingress-https-port", 443, "port of the built-in Ingress proxy for HTTPS (0 disables)")
 	fs.IntVar(&cfg.HTTPSPort, "https-port", 6443, "port of the HTTPS API (0 picks a free one)")
 	fs.StringSliceVar(&etcdServers, "etcd-servers", nil, "client URLs of an existing etcd cluster to use instead of the embedded member")
 	fs.StringSliceVar(&sans, "tls-san", nil, "extra host names or IPs for the serving certificate")
@@ -128,6 +133,11 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--node-ip %q is not an IP address", nodeIP)
 		}
 	}
+	if advertise != "" {
+		if cfg.AdvertiseAddress = net.ParseIP(advertise); cfg.AdvertiseAddress == nil {
+			return fmt.Errorf("--advertise-address %q is not an IP address", advertise)
+		}
+	}
 	log, err := newLogger(stderr, logLevel)
 	if err != nil {
 		return err
@@ -144,7 +154,7 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	case <-srv.ReadyNotify():
 		fmt.Fprintf(stdout, "lotse server is ready at %s\nadmin kubeconfig: %s\n  export KUBECONFIG=%s\n", srv.URL(), srv.KubeconfigPath(), srv.KubeconfigPath())
 		fmt.Fprintf(stdout, "join other machines as nodes with (token in %s):\n  lotse agent --server %s --token %s\n",
-			filepath.Join(cfg.DataDir, "node-token"), srv.URL(), srv.NodeToken())
+			filepath.Join(cfg.DataDir, "node-token"), srv.AdvertiseURL(), srv.NodeToken())
 	case <-srv.StopNotify():
 	}
 	<-srv.StopNotify()

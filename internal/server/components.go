@@ -54,6 +54,9 @@ func (s *Server) startComponents(ctx context.Context, bundle *pki.Bundle) (*sync
 			}
 		}()
 	}
+	if err := s.startServing(ctx, bundle, &wg); err != nil {
+		return &wg, err
+	}
 	cfg, err := s.clientConfig(bundle, "system:kube-controller-manager")
 	if err != nil {
 		return &wg, err
@@ -72,4 +75,22 @@ func (s *Server) startComponents(ctx context.Context, bundle *pki.Bundle) (*sync
 		}
 	}()
 	return &wg, nil
+}
+
+// startServing starts what every server runs, leader or not: the cluster
+// Services' endpoints at this server's address, cluster DNS and the
+// Ingress proxy.
+func (s *Server) startServing(ctx context.Context, bundle *pki.Bundle, wg *sync.WaitGroup) error {
+	cfg, err := s.clientConfig(bundle, "system:apiserver")
+	if err != nil {
+		return err
+	}
+	client := kubernetes.NewForConfigOrDie(cfg)
+	dnsPort := s.cfg.ClusterDNSPort
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.keepClusterServices(ctx, client, s.cfg.AdvertiseAddress, s.apiPort, dnsPort)
+	}()
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,18 @@ type Config struct {
 	TLSSANs     []string
 	// WriteKubeconfig is an extra path for the admin kubeconfig.
 	WriteKubeconfig string
+	// AdvertiseAddress is the address pods reach the API (and cluster
+	// DNS) at, published as the `kubernetes` Service's endpoint. Default:
+	// BindAddress when it is one specific non-loopback address, else the
+	// host's default-route address.
+	AdvertiseAddress net.IP
+	// ClusterDNSPort serves cluster DNS on AdvertiseAddress (the CLI's
+	// default is DefaultClusterDNSPort); 0 serves none, -1 a free port.
+	ClusterDNSPort int
+	// IngressHTTPPort and IngressHTTPSPort serve the built-in Ingress
+	// controller on all addresses (the CLI's defaults are 80 and 443); 0
+	// serves none, -1 a free port.
+	IngressHTTPPort, IngressHTTPSPort int
 	// DisableAgent runs no node on this machine (a control plane only).
 	DisableAgent bool
 	// Node configures the node this machine runs unless DisableAgent.
@@ -88,6 +101,7 @@ type Server struct {
 	pki        *pki.Bundle
 	etcd       []string
 	token      string
+	apiPort    int
 }
 
 // New validates cfg and fills defaults; Start runs the server.
@@ -107,6 +121,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.AdvertiseAddress == nil {
+		cfg.AdvertiseAddress = advertiseAddress(net.ParseIP(cfg.BindAddress), cfg.Node.IP)
+	}
 	if cfg.Node.PodCIDR == "" {
 		cfg.Node.PodCIDR = node.DefaultPodCIDR
 	}
@@ -115,6 +132,12 @@ func New(cfg Config) (*Server, error) {
 
 // URL is the API server's https URL once ready.
 func (s *Server) URL() string { return s.url }
+
+// AdvertiseURL is the API's URL at the advertise address, for nodes on
+// other machines.
+func (s *Server) AdvertiseURL() string {
+	return "https://" + net.JoinHostPort(s.cfg.AdvertiseAddress.String(), strconv.Itoa(s.apiPort))
+}
 
 // KubeconfigPath is where the admin kubeconfig was written.
 func (s *Server) KubeconfigPath() string { return s.kubeconfig }
@@ -160,7 +183,10 @@ func (s *Server) run(ctx context.Context) error {
 	if err := s.checkNode(); err != nil {
 		return err
 	}
-	bundle, err := pki.LoadOrCreate(cfg.DataDir, cfg.TLSSANs)
+	// Pods reach the API by the kubernetes Service's address and at the
+	// advertise address it maps to; both must be in the certificate.
+	sans := append(slices.Clone(cfg.TLSSANs), KubernetesServiceIP, cfg.AdvertiseAddress.String())
+	bundle, err := pki.LoadOrCreate(cfg.DataDir, sans)
 	if err != nil {
 		return err
 	}
@@ -268,7 +294,8 @@ func (s *Server) run(ctx context.Context) error {
 	if ip := net.ParseIP(host); ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	s.url = "https://" + net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	s.apiPort = ln.Addr().(*net.TCPAddr).Port
+	s.url = "https://" + net.JoinHostPort(host, strconv.Itoa(s.apiPort))
 	s.kubeconfig = filepath.Join(cfg.DataDir, "admin.kubeconfig")
 	if err := bundle.WriteKubeconfig(s.kubeconfig, s.url); err != nil {
 		return err
@@ -336,6 +363,18 @@ func (s *Server) run(ctx context.Context) error {
 	_ = httpServer.Shutdown(shutdownCtx)
 	_ = httpServer.Close()
 	return nil
+}
+
+// advertiseAddress is the bind address when it names one reachable
+// address, else the node's address, else the host's default route's.
+func advertiseAddress(bind, nodeIP net.IP) net.IP {
+	switch {
+	case bind != nil && !bind.IsUnspecified() && !bind.IsLoopback():
+		return bind
+	case nodeIP != nil:
+		return nodeIP
+	}
+	return node.HostIP()
 }
 
 // x509Authenticator accepts client certificates signed by the cluster CA
