@@ -2,13 +2,20 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
 	"sync"
 	"time"
 
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/lotse/lotse/internal/controller/manager"
+	"github.com/lotse/lotse/internal/dns"
+	"github.com/lotse/lotse/internal/ingress"
 	"github.com/lotse/lotse/internal/pki"
 	"github.com/lotse/lotse/internal/scheduler"
 )
@@ -79,18 +86,76 @@ func (s *Server) startComponents(ctx context.Context, bundle *pki.Bundle) (*sync
 
 // startServing starts what every server runs, leader or not: the cluster
 // Services' endpoints at this server's address, cluster DNS and the
-// Ingress proxy.
+// Ingress proxy, both answering from one set of informers.
 func (s *Server) startServing(ctx context.Context, bundle *pki.Bundle, wg *sync.WaitGroup) error {
 	cfg, err := s.clientConfig(bundle, "system:apiserver")
 	if err != nil {
 		return err
 	}
 	client := kubernetes.NewForConfigOrDie(cfg)
-	dnsPort := s.cfg.ClusterDNSPort
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	factory := informers.NewSharedInformerFactory(client, 0)
+	var runs []func(context.Context) error
+	dnsPort := 0
+	if s.cfg.ClusterDNSPort != 0 {
+		udp, tcp, err := listenDNS(s.cfg.AdvertiseAddress, s.cfg.ClusterDNSPort)
+		if err != nil {
+			return err
+		}
+		dnsPort = tcp.Addr().(*net.TCPAddr).Port
+		core := factory.Core().V1()
+		d := dns.New(dns.Config{Logger: s.log.With("component", "dns")}, core.Services(), factory.Discovery().V1().EndpointSlices())
+		runs = append(runs, func(ctx context.Context) error { return d.Serve(ctx, udp, tcp) })
+	}
+	if s.cfg.IngressHTTPPort != 0 || s.cfg.IngressHTTPSPort != 0 {
+		var lns [2]net.Listener
+		for i, port := range []int{s.cfg.IngressHTTPPort, s.cfg.IngressHTTPSPort} {
+			if port == 0 {
+				continue
+			}
+			if lns[i], err = net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(max(port, 0)))); err != nil {
+				return fmt.Errorf("server: ingress: %w", err)
+			}
+		}
+		ing := ingress.New(ingress.Config{Client: client, Addresses: []string{s.cfg.AdvertiseAddress.String()},
+			Logger: s.log.With("component", "ingress")}, factory)
+		runs = append(runs, ing.Run, func(ctx context.Context) error { return ing.Serve(ctx, lns[0], lns[1]) })
+	}
+	factory.Start(ctx.Done())
+	runs = append(runs, func(ctx context.Context) error {
 		s.keepClusterServices(ctx, client, s.cfg.AdvertiseAddress, s.apiPort, dnsPort)
+		return nil
+	})
+	for _, run := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("a serving component stopped", "err", err)
+			}
+		}()
+	}
+	go func() {
+		<-ctx.Done()
+		factory.Shutdown()
 	}()
 	return nil
+}
+
+// listenDNS opens UDP and TCP on the same port at addr (-1: a free one).
+func listenDNS(addr net.IP, port int) (net.PacketConn, net.Listener, error) {
+	for range 10 {
+		tcp, err := net.Listen("tcp", net.JoinHostPort(addr.String(), strconv.Itoa(max(port, 0))))
+		if err != nil {
+			return nil, nil, fmt.Errorf("server: cluster DNS: %w", err)
+		}
+		udp, err := net.ListenPacket("udp", tcp.Addr().String())
+		if err == nil {
+			return udp, tcp, nil
+		}
+		tcp.Close()
+		if port > 0 {
+			return nil, nil, fmt.Errorf("server: cluster DNS: %w", err)
+		}
+	}
+	return nil, nil, errors.New("server: cluster DNS: no port free for both UDP and TCP")
 }
