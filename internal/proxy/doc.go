@@ -1,0 +1,6 @@
+// Package proxy is lotse's Service proxy: it turns Services and EndpointSlices
+// into one nftables table that DNATs cluster IPs, NodePorts, external IPs and
+// LoadBalancer ingress IPs to endpoints, like kube-proxy in nftables mode.
+// It keeps what it last wrote and, per sync, rewrites only the chains and map
+// elements of the Services that changed, in one atomic `nft -f` transaction.
+package proxy

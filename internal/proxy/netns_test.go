@@ -1,0 +1,289 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// The kernel tests re-run this test binary inside network namespaces as a
+// tiny server or client; helperEnv selects the role.
+const helperEnv = "LOTSE_PROXY_TEST_HELPER"
+
+func TestMain(m *testing.M) {
+	switch role := os.Getenv(helperEnv); {
+	case strings.HasPrefix(role, "serve "):
+		serve(strings.TrimPrefix(role, "serve "))
+	case strings.HasPrefix(role, "dial "):
+		dial(strings.TrimPrefix(role, "dial "))
+	default:
+		os.Exit(m.Run())
+	}
+}
+
+// serve answers every TCP connection with the address it came from, so
+// that clients can see whether they were masqueraded.
+func serve(addr string) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println("listening")
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			os.Exit(1)
+		}
+		ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+		fmt.Fprintf(c, "%s\n", ap.Addr())
+		c.Close()
+	}
+}
+
+// dial connects once and prints what the server said, or the error.
+func dial(addr string) {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(0)
+	}
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(0)
+	}
+	fmt.Print(line)
+	os.Exit(0)
+}
+
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces and nftables")
+	}
+}
+
+func sh(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// newNetns creates a network namespace with a random name, loopback up,
+// and deletes it when the test ends.
+func newNetns(t testing.TB, role string) string {
+	t.Helper()
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := "lotse-pxy-" + role + "-" + hex.EncodeToString(b)
+	sh(t, "ip", "netns", "add", name)
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Logf("ip netns del %s: %v %s", name, err, out)
+		}
+	})
+	sh(t, "ip", "-n", name, "link", "set", "lo", "up")
+	return name
+}
+
+// nftIn is a Config.Run that applies scripts inside netns ns.
+func nftIn(ns string) func(context.Context, string) error {
+	return func(ctx context.Context, script string) error {
+		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "nft", "-f", "-")
+		cmd.Stdin = strings.NewReader(script)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return &NftError{Err: err, Stderr: string(out)}
+		}
+		return nil
+	}
+}
+
+// addPod links a new pod namespace to node with a routed veth pair: the
+// pod holds ip/32 and routes everything via 10.42.0.1, the node address on
+// its side, as a routed CNI would.
+func addPod(t testing.TB, node, role, ip string) string {
+	t.Helper()
+	pod := newNetns(t, role)
+	host := "veth" + role
+	sh(t, "ip", "-n", node, "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", pod)
+	sh(t, "ip", "-n", node, "addr", "add", "10.42.0.1/32", "dev", host)
+	sh(t, "ip", "-n", node, "link", "set", host, "up")
+	sh(t, "ip", "-n", node, "route", "add", ip+"/32", "dev", host)
+	sh(t, "ip", "-n", pod, "addr", "add", ip+"/32", "dev", "eth0")
+	sh(t, "ip", "-n", pod, "link", "set", "eth0", "up")
+	sh(t, "ip", "-n", pod, "route", "add", "10.42.0.1/32", "dev", "eth0")
+	sh(t, "ip", "-n", pod, "route", "add", "default", "via", "10.42.0.1")
+	return pod
+}
+
+// helper starts this binary in ns in the given role; serve helpers run
+// until the test ends.
+func startServer(t testing.TB, ns, addr string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ip", "netns", "exec", ns, exe)
+	cmd.Env = append(os.Environ(), helperEnv+"=serve "+addr)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if line != "listening\n" {
+		t.Fatalf("server in %s did not start: %q", ns, line)
+	}
+}
+
+// dialFrom connects to addr from ns and returns the server's answer (the
+// source address it saw) or "error: ...".
+func dialFrom(t testing.TB, ns, addr string) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ip", "netns", "exec", ns, exe)
+	cmd.Env = append(os.Environ(), helperEnv+"=dial "+addr)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("dial helper: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// eventually retries dialFrom until the answer satisfies ok: the proxy
+// applies changes asynchronously.
+func eventually(t *testing.T, ns, addr string, ok func(string) bool, what string) {
+	t.Helper()
+	var got string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if got = dialFrom(t, ns, addr); ok(got) {
+			return
+		}
+	}
+	t.Fatalf("%s %s from %s: got %q", what, addr, ns, got)
+}
+
+func is(want string) func(string) bool { return func(s string) bool { return s == want } }
+
+func refused(s string) bool { return strings.Contains(s, "connection refused") }
+
+// TestKernel programs a real table in a node namespace and connects to
+// Services from the node and from pods.
+//
+//	node ns:  eth0 192.168.77.1/24 (the node IP), default route to the
+//	          outside ns, 10.42.0.1 on each pod veth, ip_forward=1, the table
+//	outside:  192.168.77.2, a client outside the cluster
+//	pod1 ns:  10.42.0.2, TCP server on :8080 (endpoint of ns/web)
+//	pod2 ns:  10.42.0.3, client
+func TestKernel(t *testing.T) {
+	requireRoot(t)
+	node := newNetns(t, "node")
+	sh(t, "ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	outside := newNetns(t, "out")
+	sh(t, "ip", "-n", node, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", outside)
+	sh(t, "ip", "-n", node, "addr", "add", "192.168.77.1/24", "dev", "eth0")
+	sh(t, "ip", "-n", node, "link", "set", "eth0", "up")
+	sh(t, "ip", "-n", node, "route", "add", "default", "via", "192.168.77.2")
+	sh(t, "ip", "-n", outside, "addr", "add", "192.168.77.2/24", "dev", "eth0")
+	sh(t, "ip", "-n", outside, "link", "set", "eth0", "up")
+	pod1 := addPod(t, node, "p1", "10.42.0.2")
+	pod2 := addPod(t, node, "p2", "10.42.0.3")
+	startServer(t, pod1, ":8080")
+
+	web := testService(func(s *v1.Service) {
+		s.Spec.Type = v1.ServiceTypeNodePort
+		s.Spec.Ports[0].NodePort = 30080
+		s.Spec.ExternalIPs = []string{"198.51.100.7"}
+	})
+	webSlice := testSlice("ns", "web", "web-1", 8080, readyEp("10.42.0.2", "node"))
+	empty := svcNamed("empty", "10.43.0.11")
+	sticky := svcNamed("sticky", "10.43.0.12")
+	sticky.Spec.SessionAffinity = v1.ServiceAffinityClientIP
+	stickySlice := testSlice("ns", "sticky", "sticky-1", 8080, readyEp("10.42.0.2", "node"))
+	client, _ := startProxy(t, Config{NodeName: "node", Run: nftIn(node), Table: "lotse-test",
+		MinSyncInterval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}, web, webSlice, empty, sticky, stickySlice)
+
+	// Pod to cluster IP: DNAT, source kept (it is in the cluster CIDR).
+	eventually(t, pod2, "10.43.0.10:80", is("10.42.0.3"), "pod to cluster IP")
+	// Node to cluster IP (output hook): DNAT and masquerade, since the
+	// node's source 192.168.77.1 is outside the cluster CIDR.
+	eventually(t, node, "10.43.0.10:80", is("10.42.0.1"), "node to cluster IP")
+	// Pod to NodePort on the node IP: external traffic is masqueraded.
+	eventually(t, pod2, "192.168.77.1:30080", is("10.42.0.1"), "pod to NodePort")
+	eventually(t, node, "192.168.77.1:30080", is("10.42.0.1"), "node to NodePort")
+	eventually(t, pod2, "198.51.100.7:80", is("10.42.0.1"), "pod to external IP")
+	eventually(t, outside, "192.168.77.1:30080", is("10.42.0.1"), "outside to NodePort")
+	// Hairpin: the endpoint reaching itself through its Service.
+	eventually(t, pod1, "10.43.0.10:80", is("10.42.0.1"), "hairpin")
+	// Affinity set gets filled in and the connection still works.
+	eventually(t, pod2, "10.43.0.12:80", is("10.42.0.3"), "pod to sticky service")
+	if out := sh(t, "ip", "netns", "exec", node, "nft", "list", "table", "ip", "lotse-test"); !strings.Contains(out, "10.42.0.3 expires") {
+		t.Errorf("affinity set does not hold the client:\n%s", out)
+	}
+	// No endpoints: rejected at once, not timed out.
+	start := time.Now()
+	eventually(t, pod2, "10.43.0.11:80", refused, "service without endpoints")
+	eventually(t, node, "10.43.0.11:80", refused, "service without endpoints")
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("reject took %v", d)
+	}
+	// NodePort not served on loopback.
+	eventually(t, node, "127.0.0.1:30080", refused, "loopback NodePort")
+
+	// externalTrafficPolicy Local with the endpoint on this node: the
+	// client address is kept.
+	web.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+	update(t, client.CoreV1().Services("ns").Update, web)
+	eventually(t, pod2, "192.168.77.1:30080", is("10.42.0.3"), "pod to NodePort, policy Local")
+	eventually(t, outside, "192.168.77.1:30080", is("192.168.77.2"), "outside to NodePort, policy Local")
+
+	// The endpoint leaves: the Service now rejects.
+	webSlice.Endpoints = nil
+	update(t, client.DiscoveryV1().EndpointSlices("ns").Update, webSlice)
+	eventually(t, pod2, "10.43.0.10:80", refused, "service after its endpoint left")
+	eventually(t, pod2, "192.168.77.1:30080", refused, "NodePort after its endpoint left")
+	eventually(t, outside, "192.168.77.1:30080", refused, "NodePort after its endpoint left")
+
+	// It comes back as serving but terminating: used as the fallback.
+	webSlice.Endpoints = testSlice("ns", "web", "web-1", 8080,
+		epSpec{ip: "10.42.0.2", node: "node", serving: true, terminating: true}).Endpoints
+	update(t, client.DiscoveryV1().EndpointSlices("ns").Update, webSlice)
+	eventually(t, pod2, "10.43.0.10:80", is("10.42.0.3"), "terminating fallback")
+
+	// Deleting the Service removes its rules: nothing answers any more.
+	if err := client.CoreV1().Services("ns").Delete(t.Context(), "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, pod2, "10.43.0.10:80", func(s string) bool {
+		return strings.HasPrefix(s, "error:") && !refused(s) || strings.Contains(s, "unreachable")
+	},
+		"deleted service")
+	_ = discovery.AddressTypeIPv4
+}

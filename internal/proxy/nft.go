@@ -1,0 +1,142 @@
+package proxy
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// The nft script writers. Everything is written as flat commands
+// ("add rule ip T chain ...") so the same code serves full and partial syncs.
+
+// writeBase writes the table and its fixed objects. NodePorts are matched on
+// nodeIPs when given, otherwise on any local address except loopback
+// (upstream's nftables mode does not serve NodePorts on 127.0.0.1 either).
+func writeBase(w *strings.Builder, table string, nodeIPs []netip.Addr) {
+	t := "ip " + table
+	fmt.Fprintf(w, "add table %s\n", t)
+	// NAT base chains at the standard NAT priorities (dstnat -100, srcnat
+	// 100), as numbers: nft 1.0.6 refuses the name dstnat in the output hook.
+	fmt.Fprintf(w, "add chain %s %s { type nat hook prerouting priority -100; policy accept; }\n", t, chainNatPrerouting)
+	fmt.Fprintf(w, "add chain %s %s { type nat hook output priority -100; policy accept; }\n", t, chainNatOutput)
+	fmt.Fprintf(w, "add chain %s %s { type nat hook postrouting priority 100; policy accept; }\n", t, chainNatPostrouting)
+	// Filter chains run after DNAT (input and forward come after
+	// prerouting; output is placed after the output NAT hook), so only
+	// packets that were not DNATed still carry a service address.
+	fmt.Fprintf(w, "add chain %s %s { type filter hook input priority -110; policy accept; }\n", t, chainFilterInput)
+	fmt.Fprintf(w, "add chain %s %s { type filter hook forward priority -110; policy accept; }\n", t, chainFilterForward)
+	fmt.Fprintf(w, "add chain %s %s { type filter hook output priority -90; policy accept; }\n", t, chainFilterOutput)
+	for _, c := range []string{chainServices, chainEndpointsCheck, chainMarkMasq, chainMasquerading, chainReject} {
+		fmt.Fprintf(w, "add chain %s %s\n", t, c)
+	}
+	fmt.Fprintf(w, "add map %s %s { type ipv4_addr . inet_proto . inet_service : verdict; }\n", t, mapServiceIPs)
+	fmt.Fprintf(w, "add map %s %s { type inet_proto . inet_service : verdict; }\n", t, mapServiceNodePorts)
+	fmt.Fprintf(w, "add map %s %s { type ipv4_addr . inet_proto . inet_service : verdict; }\n", t, mapNoEndpointServices)
+	fmt.Fprintf(w, "add map %s %s { type inet_proto . inet_service : verdict; }\n", t, mapNoEndpointNodePorts)
+
+	nodeMatch := "fib daddr type local ip daddr != 127.0.0.0/8"
+	if len(nodeIPs) > 0 {
+		var elems []string
+		for _, a := range nodeIPs {
+			if a.Is4() {
+				elems = append(elems, a.String())
+			}
+		}
+		fmt.Fprintf(w, "add set %s %s { type ipv4_addr; }\n", t, setNodePortIPs)
+		if len(elems) > 0 {
+			fmt.Fprintf(w, "add element %s %s { %s }\n", t, setNodePortIPs, strings.Join(elems, ", "))
+		}
+		nodeMatch = "ip daddr @" + setNodePortIPs
+	}
+	rule := func(chain, body string) { fmt.Fprintf(w, "add rule %s %s %s\n", t, chain, body) }
+	rule(chainNatPrerouting, "jump "+chainServices)
+	rule(chainNatOutput, "jump "+chainServices)
+	rule(chainNatPostrouting, "jump "+chainMasquerading)
+	rule(chainServices, "ip daddr . meta l4proto . th dport vmap @"+mapServiceIPs)
+	rule(chainServices, nodeMatch+" meta l4proto . th dport vmap @"+mapServiceNodePorts)
+	rule(chainMarkMasq, "meta mark set meta mark or "+masqMark)
+	rule(chainMasquerading, "meta mark and "+masqMark+" == 0 return")
+	rule(chainMasquerading, "meta mark set meta mark xor "+masqMark)
+	rule(chainMasquerading, "masquerade fully-random")
+	for _, c := range []string{chainFilterInput, chainFilterForward, chainFilterOutput} {
+		rule(c, "ct state new jump "+chainEndpointsCheck)
+	}
+	rule(chainEndpointsCheck, "ip daddr . meta l4proto . th dport vmap @"+mapNoEndpointServices)
+	rule(chainEndpointsCheck, nodeMatch+" meta l4proto . th dport vmap @"+mapNoEndpointNodePorts)
+	// Plain reject: ICMP port unreachable, which TCP clients see as
+	// "connection refused", as with upstream.
+	rule(chainReject, "reject")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// writeDiff writes the commands that turn old into new for one Service (old
+// nil means nothing was written). The order matters inside the transaction:
+// objects are declared before anything refers to them, and a chain or set is
+// deleted only after every rule and element that referred to it is gone.
+func writeDiff(w *strings.Builder, table string, old, new *serviceRules) {
+	if old == nil {
+		old = newServiceRules()
+	}
+	t := "ip " + table
+	for _, name := range sortedKeys(new.sets) {
+		if _, ok := old.sets[name]; !ok {
+			fmt.Fprintf(w, "add set %s %s %s\n", t, name, new.sets[name])
+		}
+	}
+	newChains := sortedKeys(new.chains)
+	for _, name := range newChains {
+		if _, ok := old.chains[name]; !ok {
+			fmt.Fprintf(w, "add chain %s %s\n", t, name)
+		}
+	}
+	for _, m := range sortedKeys(old.elems) {
+		for _, k := range sortedKeys(old.elems[m]) {
+			if v, ok := new.elems[m][k]; !ok || v != old.elems[m][k] {
+				fmt.Fprintf(w, "delete element %s %s { %s }\n", t, m, k)
+			}
+		}
+	}
+	for _, name := range newChains {
+		rules, existed := old.chains[name]
+		if existed && slices.Equal(rules, new.chains[name]) {
+			continue
+		}
+		if existed {
+			fmt.Fprintf(w, "flush chain %s %s\n", t, name)
+		}
+		for _, r := range new.chains[name] {
+			fmt.Fprintf(w, "add rule %s %s %s\n", t, name, r)
+		}
+	}
+	for _, m := range sortedKeys(new.elems) {
+		for _, k := range sortedKeys(new.elems[m]) {
+			if v, ok := old.elems[m][k]; !ok || v != new.elems[m][k] {
+				fmt.Fprintf(w, "add element %s %s { %s : %s }\n", t, m, k, new.elems[m][k])
+			}
+		}
+	}
+	var gone []string
+	for _, name := range sortedKeys(old.chains) {
+		if _, ok := new.chains[name]; !ok {
+			gone = append(gone, name)
+			fmt.Fprintf(w, "flush chain %s %s\n", t, name)
+		}
+	}
+	for _, name := range sortedKeys(old.sets) {
+		if _, ok := new.sets[name]; !ok {
+			fmt.Fprintf(w, "delete set %s %s\n", t, name)
+		}
+	}
+	for _, name := range gone {
+		fmt.Fprintf(w, "delete chain %s %s\n", t, name)
+	}
+}

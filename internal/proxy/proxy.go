@@ -1,0 +1,417 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Config configures a Proxy. The proxy does not touch sysctls; the caller
+// must have turned on net.ipv4.ip_forward=1 (routing to pods) and, where
+// pods share a Linux bridge, net.bridge.bridge-nf-call-iptables=1 (so that
+// replies between pods on one bridge pass conntrack and get un-DNATed).
+type Config struct {
+	// NodeName selects the local endpoints for the Local traffic policies.
+	NodeName string
+	// NodeIPs are the addresses NodePorts answer on. Empty means every
+	// local address except 127.0.0.0/8. IPv6 addresses are ignored.
+	NodeIPs []netip.Addr
+	// ClusterCIDR is the pod network. Service traffic from outside it is
+	// masqueraded; invalid means "unknown" and disables that masquerade.
+	ClusterCIDR netip.Prefix
+	// Table is the nft table (family ip) the proxy owns; default "lotse".
+	Table string
+	// Run applies one nft script atomically. Default: `nft -f -`.
+	Run func(ctx context.Context, script string) error
+	// MinSyncInterval is the least time between two syncs, so that a burst
+	// of changes becomes one transaction. Default 100ms.
+	MinSyncInterval time.Duration
+	// RetryInterval is how long to wait after a failed write before the
+	// full resync that follows it. Default 1s.
+	RetryInterval time.Duration
+	Logger        *slog.Logger
+}
+
+// Proxy programs Services into nftables. Create it with New, before the
+// informer factory starts, and call Run once.
+type Proxy struct {
+	cfg     Config
+	log     *slog.Logger
+	build   builder
+	svcs    corelisters.ServiceLister
+	slices  cache.Indexer
+	indexed bool // slices has the by-service index
+	synced  []cache.InformerSynced
+
+	mu    sync.Mutex
+	dirty map[string]struct{} // "namespace/name" of Services to resync
+	wake  chan struct{}
+
+	// Owned by the Run goroutine.
+	written  map[string]*serviceRules // what the table holds, per Service
+	owners   map[string]string        // map+"\x00"+key → Service holding that element
+	needFull bool
+}
+
+const sliceIndex = "lotse-proxy-service"
+
+// New creates a Proxy and registers its event handlers on the informers.
+func New(cfg Config, services coreinformers.ServiceInformer, slicesInf discoveryinformers.EndpointSliceInformer) *Proxy {
+	if cfg.Table == "" {
+		cfg.Table = "lotse"
+	}
+	if cfg.Run == nil {
+		cfg.Run = runNft
+	}
+	if cfg.MinSyncInterval <= 0 {
+		cfg.MinSyncInterval = 100 * time.Millisecond
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	p := &Proxy{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "proxy"),
+		build:   builder{nodeName: cfg.NodeName, clusterCIDR: cfg.ClusterCIDR.Masked()},
+		svcs:    services.Lister(),
+		dirty:   map[string]struct{}{},
+		wake:    make(chan struct{}, 1),
+		written: map[string]*serviceRules{},
+		owners:  map[string]string{},
+	}
+	si, ei := services.Informer(), slicesInf.Informer()
+	// The index makes "slices of this Service" a map lookup; without it a
+	// full sync of n Services would scan all slices n times.
+	if err := ei.AddIndexers(cache.Indexers{sliceIndex: sliceServiceIndex}); err != nil {
+		p.log.Warn("endpointslice index unavailable, falling back to scans", "err", err)
+	} else {
+		p.indexed = true
+	}
+	p.slices = ei.GetIndexer()
+	p.synced = []cache.InformerSynced{si.HasSynced, ei.HasSynced}
+	si.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { p.markObj(obj) },
+		UpdateFunc: func(old, obj any) {
+			if !sameVersion(old, obj) {
+				p.markObj(obj)
+			}
+		},
+		DeleteFunc: func(obj any) { p.markObj(obj) },
+	})
+	ei.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { p.markSlice(obj) },
+		UpdateFunc: func(old, obj any) {
+			if !sameVersion(old, obj) {
+				p.markSlice(old) // the service-name label may have changed
+				p.markSlice(obj)
+			}
+		},
+		DeleteFunc: func(obj any) { p.markSlice(obj) },
+	})
+	return p
+}
+
+func sameVersion(a, b any) bool {
+	ma, ok1 := a.(interface{ GetResourceVersion() string })
+	mb, ok2 := b.(interface{ GetResourceVersion() string })
+	return ok1 && ok2 && ma.GetResourceVersion() != "" && ma.GetResourceVersion() == mb.GetResourceVersion()
+}
+
+func sliceServiceIndex(obj any) ([]string, error) {
+	s, ok := obj.(*discovery.EndpointSlice)
+	if !ok {
+		return nil, nil
+	}
+	name := s.Labels[discovery.LabelServiceName]
+	if name == "" {
+		return nil, nil
+	}
+	return []string{s.Namespace + "/" + name}, nil
+}
+
+func (p *Proxy) markObj(obj any) {
+	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	if err == nil {
+		p.mark(key)
+	}
+}
+
+func (p *Proxy) markSlice(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	keys, _ := sliceServiceIndex(obj)
+	for _, k := range keys {
+		p.mark(k)
+	}
+}
+
+func (p *Proxy) mark(key string) {
+	p.mu.Lock()
+	p.dirty[key] = struct{}{}
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run waits for the informers, writes the whole table, then applies changes
+// as they come until ctx ends. It deletes the table on return.
+func (p *Proxy) Run(ctx context.Context) error {
+	if !cache.WaitForCacheSync(ctx.Done(), p.synced...) {
+		return fmt.Errorf("proxy: caches did not sync: %w", ctx.Err())
+	}
+	defer p.cleanup(ctx)
+	p.needFull = true
+	for {
+		start := time.Now()
+		wait := p.cfg.MinSyncInterval
+		if err := p.sync(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			// The table may now differ from what we think it holds;
+			// rebuild it from scratch after a pause.
+			p.log.Error("nft sync failed, will rebuild the table", "err", err)
+			p.needFull = true
+			wait = p.cfg.RetryInterval
+		}
+		if !p.needFull {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-p.wake:
+			}
+		}
+		// Coalesce: whatever arrives during the pause joins this sync.
+		if d := wait - time.Since(start); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+		}
+	}
+}
+
+// cleanup removes the table; ctx is already done, so it gets a short
+// context of its own.
+func (p *Proxy) cleanup(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	t := "ip " + p.cfg.Table
+	// "add" first so that "delete" cannot fail on a missing table.
+	if err := p.cfg.Run(cctx, "add table "+t+"\ndelete table "+t+"\n"); err != nil {
+		p.log.Error("removing nft table", "table", p.cfg.Table, "err", err)
+	}
+}
+
+// sync writes what changed: everything when needFull, else the dirty Services.
+func (p *Proxy) sync(ctx context.Context) error {
+	p.mu.Lock()
+	dirty := p.dirty
+	p.dirty = map[string]struct{}{}
+	p.mu.Unlock()
+	if p.needFull {
+		return p.syncAll(ctx)
+	}
+	if len(dirty) == 0 {
+		return nil
+	}
+	return p.syncServices(ctx, dirty)
+}
+
+// syncAll rebuilds the table in one transaction: delete and recreate.
+func (p *Proxy) syncAll(ctx context.Context) error {
+	start := time.Now()
+	svcs, err := p.svcs.List(labels.Everything())
+	if err != nil {
+		return fmt.Errorf("proxy: listing services: %w", err)
+	}
+	written := make(map[string]*serviceRules, len(svcs))
+	owners := map[string]string{}
+	keys := make([]string, 0, len(svcs))
+	bySvc := make(map[string]*v1.Service, len(svcs))
+	for _, s := range svcs {
+		k := s.Namespace + "/" + s.Name
+		keys = append(keys, k)
+		bySvc[k] = s
+	}
+	slices.Sort(keys) // first Service by name wins a contested map element
+	var w strings.Builder
+	t := "ip " + p.cfg.Table
+	w.WriteString("add table " + t + "\ndelete table " + t + "\n")
+	writeBase(&w, p.cfg.Table, p.cfg.NodeIPs)
+	for _, k := range keys {
+		r := p.build.service(bySvc[k], p.slicesOf(k))
+		claim(owners, k, r, p.log)
+		if r.empty() {
+			continue
+		}
+		writeDiff(&w, p.cfg.Table, nil, r)
+		written[k] = r
+	}
+	built := time.Since(start)
+	if err := p.cfg.Run(ctx, w.String()); err != nil {
+		return err
+	}
+	p.written, p.owners, p.needFull = written, owners, false
+	p.log.Info("nft full sync", "services", len(written), "bytes", w.Len(), "build", built, "total", time.Since(start))
+	return nil
+}
+
+// syncServices writes one transaction for the given Services only.
+func (p *Proxy) syncServices(ctx context.Context, keys map[string]struct{}) error {
+	start := time.Now()
+	sorted := sortedKeys(keys)
+	next := make(map[string]*serviceRules, len(sorted))
+	// p.owners is updated in place: if the write fails, the full resync
+	// that follows rebuilds it.
+	owners := p.owners
+	var w strings.Builder
+	for _, k := range sorted {
+		svc, err := p.getService(k)
+		if err != nil {
+			return err
+		}
+		release(owners, k, p.written[k])
+		r := p.build.service(svc, p.slicesOf(k))
+		claim(owners, k, r, p.log)
+		writeDiff(&w, p.cfg.Table, p.written[k], r)
+		next[k] = r
+	}
+	if w.Len() > 0 {
+		if err := p.cfg.Run(ctx, w.String()); err != nil {
+			return err
+		}
+	}
+	for k, r := range next {
+		if r.empty() {
+			delete(p.written, k)
+		} else {
+			p.written[k] = r
+		}
+	}
+	p.log.Debug("nft partial sync", "services", len(sorted), "bytes", w.Len(), "took", time.Since(start))
+	return nil
+}
+
+func (p *Proxy) getService(key string) (*v1.Service, error) {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil, nil
+	}
+	svc, err := p.svcs.Services(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return svc, err
+}
+
+func (p *Proxy) slicesOf(key string) []*discovery.EndpointSlice {
+	var objs []any
+	if p.indexed {
+		objs, _ = p.slices.ByIndex(sliceIndex, key)
+	} else {
+		for _, o := range p.slices.List() {
+			if ks, _ := sliceServiceIndex(o); len(ks) == 1 && ks[0] == key {
+				objs = append(objs, o)
+			}
+		}
+	}
+	out := make([]*discovery.EndpointSlice, 0, len(objs))
+	for _, o := range objs {
+		if s, ok := o.(*discovery.EndpointSlice); ok {
+			out = append(out, s)
+		}
+	}
+	// Stable order, so that the endpoint order in numgen maps (and so the
+	// rules compared between syncs) does not depend on the cache.
+	slices.SortFunc(out, func(a, b *discovery.EndpointSlice) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// claim records r's map elements as owned by svc. An element already owned
+// by another Service (two Services claiming one external IP and port) is
+// dropped from r, since nft maps hold one verdict per key.
+func claim(owners map[string]string, svc string, r *serviceRules, log *slog.Logger) {
+	for m, elems := range r.elems {
+		for k := range elems {
+			id := m + "\x00" + k
+			if o, ok := owners[id]; ok && o != svc {
+				log.Warn("service address conflict, ignoring", "service", svc, "owner", o, "map", m, "key", k)
+				delete(elems, k)
+				continue
+			}
+			owners[id] = svc
+		}
+		if len(elems) == 0 {
+			delete(r.elems, m)
+		}
+	}
+}
+
+// release gives up the map elements svc held in what was last written.
+func release(owners map[string]string, svc string, written *serviceRules) {
+	if written == nil {
+		return
+	}
+	for m, elems := range written.elems {
+		for k := range elems {
+			if id := m + "\x00" + k; owners[id] == svc {
+				delete(owners, id)
+			}
+		}
+	}
+}
+
+// runNft is the default Config.Run.
+func runNft(ctx context.Context, script string) error {
+	cmd := exec.CommandContext(ctx, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return &NftError{Err: err, Stderr: stderr.String()}
+	}
+	return nil
+}
+
+// NftError is a failed `nft -f` run with what nft printed.
+type NftError struct {
+	Err    error
+	Stderr string
+}
+
+func (e *NftError) Error() string {
+	msg := strings.TrimSpace(e.Stderr)
+	if len(msg) > 2000 {
+		msg = msg[:2000] + "..."
+	}
+	return fmt.Sprintf("proxy: nft: %v: %s", e.Err, msg)
+}
+
+func (e *NftError) Unwrap() error { return e.Err }

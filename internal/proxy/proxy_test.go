@@ -1,0 +1,330 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+// recorder is a fake Config.Run: it keeps every script and can fail on cue.
+type recorder struct {
+	mu      sync.Mutex
+	scripts chan string
+	failN   int // fail this many of the next scripts
+}
+
+func newRecorder() *recorder { return &recorder{scripts: make(chan string, 100)} }
+
+func (r *recorder) run(_ context.Context, script string) error {
+	r.mu.Lock()
+	fail := r.failN > 0
+	if fail {
+		r.failN--
+	}
+	r.mu.Unlock()
+	r.scripts <- script
+	if fail {
+		return errors.New("injected failure")
+	}
+	return nil
+}
+
+func (r *recorder) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case s := <-r.scripts:
+		return s
+	case <-time.After(5 * time.Second):
+		t.Fatal("no nft script written within 5s")
+		return ""
+	}
+}
+
+// quiet asserts nothing more is written for a while.
+func (r *recorder) quiet(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case s := <-r.scripts:
+		t.Fatalf("unexpected script:\n%s", s)
+	case <-time.After(d):
+	}
+}
+
+var testLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// startProxy runs a Proxy on a fake clientset holding objs. Config
+// fields left zero get test defaults.
+func startProxy(t *testing.T, cfg Config, objs ...runtime.Object) (*fake.Clientset, *Proxy) {
+	t.Helper()
+	client := fake.NewSimpleClientset(objs...)
+	f := informers.NewSharedInformerFactory(client, 0)
+	if cfg.Table == "" {
+		cfg.Table = "t"
+	}
+	if cfg.NodeName == "" {
+		cfg.NodeName = "n1"
+	}
+	if !cfg.ClusterCIDR.IsValid() {
+		cfg.ClusterCIDR = netip.MustParsePrefix("10.42.0.0/16")
+	}
+	if cfg.MinSyncInterval == 0 {
+		cfg.MinSyncInterval = time.Millisecond
+	}
+	if cfg.RetryInterval == 0 {
+		cfg.RetryInterval = time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger
+	}
+	p := New(cfg, f.Core().V1().Services(), f.Discovery().V1().EndpointSlices())
+	ctx, cancel := context.WithCancel(t.Context())
+	f.Start(ctx.Done())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		f.Shutdown()
+	})
+	return client, p
+}
+
+// svcNamed is testService under another name and cluster IP.
+func svcNamed(name, ip string) *v1.Service {
+	s := testService()
+	s.Name, s.Spec.ClusterIP, s.Spec.ClusterIPs = name, ip, []string{ip}
+	return s
+}
+
+// chainsOf lists every chain name the Service name would own for the given
+// endpoint IPs (port 8080, port name http).
+func chainsOf(name string, ips ...string) []string {
+	key := "ns/" + name + "/tcp/http"
+	out := []string{hashName("svc-", key), hashName("ext-", key), hashName("loc-", key)}
+	for _, ip := range ips {
+		out = append(out, hashName("sep-", key+"/"+ip+":8080"))
+	}
+	return out
+}
+
+var rv int
+
+// bump gives an object a fresh resourceVersion: the fake clientset keeps
+// whatever it is given, and the proxy ignores updates that keep the version.
+func bump(o metav1.Object) {
+	rv++
+	o.SetResourceVersion(strconv.Itoa(100 + rv))
+}
+
+func update[T runtime.Object](t *testing.T, f func(context.Context, T, metav1.UpdateOptions) (T, error), obj T) {
+	t.Helper()
+	bump(any(obj).(metav1.Object))
+	if _, err := f(t.Context(), obj, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestIncrementalSync(t *testing.T) {
+	ipsA := []string{"10.42.1.1", "10.42.1.2", "10.42.1.3"}
+	ipsB := []string{"10.42.2.1", "10.42.2.2", "10.42.2.3"}
+	ipsC := []string{"10.42.3.1", "10.42.3.2", "10.42.3.3"}
+	slice := func(svc string, ips ...string) *discovery.EndpointSlice {
+		var eps []epSpec
+		for _, ip := range ips {
+			eps = append(eps, readyEp(ip, "n1"))
+		}
+		return testSlice("ns", svc, svc+"-abc", 8080, eps...)
+	}
+	sliceB := slice("b", ipsB...)
+	rec := newRecorder()
+	client, _ := startProxy(t, Config{Run: rec.run},
+		svcNamed("a", "10.43.0.1"), svcNamed("b", "10.43.0.2"), svcNamed("c", "10.43.0.3"),
+		slice("a", ipsA...), sliceB, slice("c", ipsC...))
+	slices := client.DiscoveryV1().EndpointSlices("ns")
+
+	full := rec.next(t)
+	if !strings.HasPrefix(full, "add table ip t\ndelete table ip t\nadd table ip t\n") {
+		t.Fatalf("first sync is not a table rebuild:\n%s", full)
+	}
+	for _, c := range append(chainsOf("a", ipsA...)[:1], chainsOf("c", ipsC...)[3:]...) {
+		if !strings.Contains(full, "add chain ip t "+c+"\n") {
+			t.Errorf("full sync lacks chain %s", c)
+		}
+	}
+	others := append(chainsOf("a", ipsA...), chainsOf("c", ipsC...)...)
+	assertOnlyB := func(script string) {
+		t.Helper()
+		for _, c := range others {
+			if strings.Contains(script, c) {
+				t.Errorf("script touches another service's chain %s:\n%s", c, script)
+			}
+		}
+		for _, s := range []string{"10.43.0.1 ", "10.43.0.3 ", "table"} {
+			if strings.Contains(script, s) {
+				t.Errorf("script mentions %q:\n%s", s, script)
+			}
+		}
+	}
+
+	// One endpoint more: a new endpoint chain and a refilled service chain.
+	sliceB.Endpoints = append(sliceB.Endpoints, slice("b", "10.42.2.4").Endpoints...)
+	update(t, slices.Update, sliceB)
+	got := rec.next(t)
+	assertOnlyB(got)
+	newSep := chainsOf("b", "10.42.2.4")[3]
+	svcB := chainsOf("b")[0]
+	for _, w := range []string{
+		"add chain ip t " + newSep + "\n",
+		"add rule ip t " + newSep + " meta l4proto tcp dnat to 10.42.2.4:8080\n",
+		"flush chain ip t " + svcB + "\n",
+		"add rule ip t " + svcB + " numgen random mod 4 == 0 goto ",
+		"add rule ip t " + svcB + " numgen random mod 2 == 0 goto ",
+	} {
+		if !strings.Contains(got, w) {
+			t.Errorf("missing %q in:\n%s", w, got)
+		}
+	}
+	if n := strings.Count(got, "\n"); n > 12 {
+		t.Errorf("one endpoint added took %d commands:\n%s", n, got)
+	}
+
+	// One endpoint less: its chain goes, after the service chain stops
+	// jumping to it.
+	sliceB.Endpoints = sliceB.Endpoints[1:]
+	update(t, slices.Update, sliceB)
+	got = rec.next(t)
+	assertOnlyB(got)
+	oldSep := chainsOf("b", "10.42.2.1")[3]
+	flush, del := strings.Index(got, "flush chain ip t "+svcB+"\n"), strings.Index(got, "delete chain ip t "+oldSep+"\n")
+	if flush < 0 || del < 0 || del < flush {
+		t.Errorf("want service chain refilled before endpoint chain deleted:\n%s", got)
+	}
+
+	// An update that changes nothing writes nothing.
+	update(t, slices.Update, sliceB)
+	rec.quiet(t, 100*time.Millisecond)
+
+	// No endpoints left: the map element moves from service-ips to a reject.
+	sliceB.Endpoints = nil
+	update(t, slices.Update, sliceB)
+	got = rec.next(t)
+	assertOnlyB(got)
+	for _, w := range []string{
+		"delete element ip t service-ips { 10.43.0.2 . tcp . 80 }\n",
+		"add element ip t no-endpoint-services { 10.43.0.2 . tcp . 80 : goto reject-chain }\n",
+		"delete chain ip t " + svcB + "\n",
+	} {
+		if !strings.Contains(got, w) {
+			t.Errorf("missing %q in:\n%s", w, got)
+		}
+	}
+	if strings.Contains(got, "add chain") {
+		t.Errorf("no chain should be added:\n%s", got)
+	}
+
+	// Deleting the Service removes what is left of it.
+	if err := client.CoreV1().Services("ns").Delete(t.Context(), "b", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got = rec.next(t)
+	assertOnlyB(got)
+	if got != "delete element ip t no-endpoint-services { 10.43.0.2 . tcp . 80 }\n" {
+		t.Errorf("deleting the service wrote:\n%s", got)
+	}
+}
+
+// A failed write is followed by a full rebuild, and Run removes the table
+// when it returns.
+func TestFailedWriteRebuilds(t *testing.T) {
+	rec := newRecorder()
+	svc := svcNamed("a", "10.43.0.1")
+	client, _ := startProxy(t, Config{Run: rec.run}, svc, testSlice("ns", "a", "a-1", 8080, readyEp("10.42.1.1", "")))
+	rec.next(t)
+
+	rec.mu.Lock()
+	rec.failN = 1
+	rec.mu.Unlock()
+	svc.Spec.Ports[0].Port = 81
+	update(t, client.CoreV1().Services("ns").Update, svc)
+	partial := rec.next(t)
+	if strings.Contains(partial, "delete table") || !strings.Contains(partial, "10.43.0.1 . tcp . 81") {
+		t.Fatalf("expected a partial sync, got:\n%s", partial)
+	}
+	full := rec.next(t)
+	if !strings.Contains(full, "delete table ip t\n") || !strings.Contains(full, "service-ips { 10.43.0.1 . tcp . 81 : goto") {
+		t.Fatalf("expected a full rebuild after the failure, got:\n%s", full)
+	}
+	rec.quiet(t, 50*time.Millisecond)
+}
+
+// Changes that arrive within MinSyncInterval of the last sync become one
+// transaction.
+func TestBurstCoalesced(t *testing.T) {
+	rec := newRecorder()
+	a, b := svcNamed("a", "10.43.0.1"), svcNamed("b", "10.43.0.2")
+	client, _ := startProxy(t, Config{Run: rec.run, MinSyncInterval: 300 * time.Millisecond}, a, b)
+	rec.next(t)
+	for _, s := range []*v1.Service{a, b} {
+		s.Spec.Ports[0].Port = 81
+		update(t, client.CoreV1().Services("ns").Update, s)
+	}
+	got := rec.next(t)
+	if !strings.Contains(got, "10.43.0.1 . tcp . 81") || !strings.Contains(got, "10.43.0.2 . tcp . 81") {
+		t.Fatalf("burst was not coalesced into one script:\n%s", got)
+	}
+}
+
+func TestCleanupOnReturn(t *testing.T) {
+	rec := newRecorder()
+	client := fake.NewSimpleClientset()
+	f := informers.NewSharedInformerFactory(client, 0)
+	p := New(Config{Table: "t", Run: rec.run, Logger: testLogger}, f.Core().V1().Services(), f.Discovery().V1().EndpointSlices())
+	ctx, cancel := context.WithCancel(t.Context())
+	f.Start(ctx.Done())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	rec.next(t)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	f.Shutdown()
+	if got := rec.next(t); got != "add table ip t\ndelete table ip t\n" {
+		t.Fatalf("cleanup wrote %q", got)
+	}
+}
+
+// Two Services claiming one external IP and port: the first by name keeps
+// it, and the sync does not fail on a duplicate map element.
+func TestAddressConflict(t *testing.T) {
+	rec := newRecorder()
+	a, b := svcNamed("a", "10.43.0.1"), svcNamed("b", "10.43.0.2")
+	a.Spec.ExternalIPs, b.Spec.ExternalIPs = []string{"198.51.100.7"}, []string{"198.51.100.7"}
+	client, _ := startProxy(t, Config{Run: rec.run}, a, b)
+	full := rec.next(t)
+	if n := strings.Count(full, "198.51.100.7 . tcp . 80"); n != 1 {
+		t.Fatalf("external IP written %d times:\n%s", n, full)
+	}
+	// b changes and still may not take a's element.
+	b.Spec.ClusterIP, b.Spec.ClusterIPs = "10.43.0.22", []string{"10.43.0.22"}
+	update(t, client.CoreV1().Services("ns").Update, b)
+	if got := rec.next(t); strings.Contains(got, "198.51.100.7") {
+		t.Fatalf("b took a's external IP:\n%s", got)
+	}
+}
