@@ -159,6 +159,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     config_path = "{{.HostsDir}}"
 `))
 
+// conflistTemplate is the node's CNI network: a bridge with host-local
+// addresses. ipMasq is off because the node network (internal/node)
+// masquerades only what leaves the cluster network, so pod addresses
+// survive between nodes as NetworkPolicy needs.
 var conflistTemplate = template.Must(template.New("cni").Parse(`{
   "cniVersion": "0.4.0",
   "name": "lotse",
@@ -167,7 +171,7 @@ var conflistTemplate = template.Must(template.New("cni").Parse(`{
       "type": "bridge",
       "bridge": "{{.Bridge}}",
       "isGateway": true,
-      "ipMasq": true,
+      "ipMasq": false,
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",

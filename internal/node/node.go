@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"time"
@@ -68,7 +69,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	running := 0 // goroutines that report on errs
 
 	endpoint := cfg.RuntimeEndpoint
@@ -111,8 +112,17 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer conn.Close()
+	podCIDR, err := netip.ParsePrefix(cfg.PodCIDR)
+	if err != nil {
+		return fmt.Errorf("pod CIDR: %w", err)
+	}
+	nw := &network{name: cfg.Name, bridge: cfg.Bridge, nodeIP: cfg.NodeIP, podCIDR: podCIDR, client: client,
+		log: cfg.Log.With("component", "network")}
+	running++
+	go func() { errs <- nw.run(ctx) }()
 	a, err := agent.New(agent.Config{
-		NodeName: cfg.Name, Client: client, Runtime: conn, Dir: cfg.Dir, PodCIDR: cfg.PodCIDR, NodeIP: cfg.NodeIP,
+		ClusterDNS: []string{ClusterDNS},
+		NodeName:   cfg.Name, Client: client, Runtime: conn, Dir: cfg.Dir, PodCIDR: cfg.PodCIDR, NodeIP: cfg.NodeIP,
 		Labels: cfg.Labels, Version: cfg.Version, Port: cfg.Port, ServingCert: cfg.ServingCert, ClientCAs: cfg.ClientCAs,
 		Log: cfg.Log.With("component", "agent"),
 	})

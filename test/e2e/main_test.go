@@ -167,8 +167,11 @@ func launchServer(bin, dataDir, port string, extraArgs []string) (*lotseServer, 
 	if err != nil {
 		return nil, err
 	}
+	// No cluster DNS or Ingress ports unless a test asks: servers of
+	// parallel tests would compete for them.
 	args := append([]string{"server", "--data-dir", dataDir, "--bind-address", "127.0.0.1",
-		"--https-port", port, "--log-level", "info"}, extraArgs...)
+		"--https-port", port, "--log-level", "info",
+		"--cluster-dns-port", "0", "--ingress-http-port", "0", "--ingress-https-port", "0"}, extraArgs...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = logFile
 	stdout, err := cmd.StdoutPipe()

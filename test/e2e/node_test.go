@@ -34,7 +34,8 @@ func TestNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	dataDir := filepath.Join(t.TempDir(), "data")
-	srv, err := startNodeServer(bin, dataDir)
+	ports := pickNetworkPorts(t)
+	srv, err := startNodeServer(bin, dataDir, ports.args()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,12 +454,14 @@ spec:
 		}
 	})
 
+	t.Run("services, DNS, ingress, network policy", func(t *testing.T) { testNetwork(t, k, ports) })
+
 	t.Run("pods survive a restart of lotse", func(t *testing.T) {
 		before := k.ok(t, n("get", "pod", "web", "-o", "jsonpath={.status.containerStatuses[0].containerID}")...)
 		if err := srv.stop(); err != nil {
 			t.Fatal(err)
 		}
-		srv, err = startNodeServer(bin, dataDir)
+		srv, err = startNodeServer(bin, dataDir, ports.args()...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -556,33 +559,40 @@ func cleanupNode(t *testing.T, srv *lotseServer) {
 	k := srv.kubectl(t)
 	k.run(t, "-n", "node", "delete", "pods", "--all", "--grace-period=1", "--wait=true", "--timeout=60s")
 	k.run(t, "delete", "namespace", "node", "--wait=true", "--timeout=60s")
-	sock := containerd.Layout{Dir: filepath.Join(srv.DataDir, "agent", "containerd")}.Endpoint()
-	if conn, err := containerd.Dial(sock); err == nil {
-		rt := runtimeapi.NewRuntimeServiceClient(conn)
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		// Force-deleted pods are torn down by the agent after they left
-		// the API: give it a moment, then insist.
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			list, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
-			if err != nil || len(list.Items) == 0 {
-				break
-			}
-			if time.Now().Before(deadline) {
-				time.Sleep(250 * time.Millisecond)
-				continue
-			}
-			for _, sb := range list.Items {
-				t.Errorf("pod %s/%s still had a sandbox 30s after its namespace was deleted", sb.Metadata.Namespace, sb.Metadata.Name)
-				_, _ = rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id})
-				_, _ = rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id})
-			}
-			break
-		}
-		cancel()
-		conn.Close()
-	}
+	drainSandboxes(t, containerd.Layout{Dir: filepath.Join(srv.DataDir, "agent", "containerd")}.Endpoint())
 	if err := srv.stop(); err != nil {
 		t.Error(err)
+	}
+}
+
+// drainSandboxes waits for the runtime at sock to run no pod sandboxes,
+// and after 30 s removes those left, failing the test.
+func drainSandboxes(t *testing.T, sock string) {
+	conn, err := containerd.Dial(sock)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	// Force-deleted pods are torn down by the agent after they left
+	// the API: give it a moment, then insist.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		list, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+		if err != nil || len(list.Items) == 0 {
+			return
+		}
+		if time.Now().Before(deadline) {
+			time.Sleep(250 * time.Millisecond)
+			continue
+		}
+		for _, sb := range list.Items {
+			t.Errorf("pod %s/%s still had a sandbox 30s after its namespace was deleted", sb.Metadata.Namespace, sb.Metadata.Name)
+			_, _ = rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id})
+			_, _ = rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id})
+		}
+		return
 	}
 }
