@@ -30,7 +30,10 @@ func TestAgentJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.stop() })
+	t.Cleanup(func() {
+		srv.stop()
+		_ = exec.Command("ip", "link", "del", "lotse-e2e1").Run()
+	})
 	token, err := os.ReadFile(filepath.Join(srv.DataDir, "node-token"))
 	if err != nil {
 		t.Fatal(err)

@@ -58,7 +58,7 @@ spec:
 `, n("apply", "-f", "-")...)
 	k.ok(t, n("run", "client", "--image=busybox:1.36", "--labels=role=client", "--", "sleep", "3600")...)
 	k.ok(t, n("run", "stranger", "--image=busybox:1.36", "--", "sleep", "3600")...)
-	k.ok(t, n("rollout", "status", "deployment/web", "--timeout=90s")...)
+	k.ok(t, n("rollout", "status", "deployment/web", "--timeout=55s")...)
 	waitRunning(t, k, "client")
 	waitRunning(t, k, "stranger")
 	webPods := strings.Fields(k.ok(t, n("get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.name}")...))
@@ -70,14 +70,17 @@ spec:
 		}
 		return false
 	}
-	// fromPod fetches url inside a pod with busybox wget.
-	fromPod := func(pod, url string) result {
-		return k.run(t, n("exec", pod, "--", "wget", "-qO-", "-T", "3", url)...)
+	// fromPod fetches http://host:port/ inside a pod and leaves the body's
+	// last line in stdout. Debian's static busybox wget crashes in its
+	// glibc; nc and a hand-written request do the job (and resolve names
+	// through the pod's resolv.conf).
+	fromPod := func(pod, host, port string) result {
+		return k.run(t, n("exec", pod, "--", "sh", "-c", httpOverNC(host, port))...)
 	}
-	waitFromPod := func(what, pod, url string) {
+	waitFromPod := func(what, pod, host, port string) {
 		t.Helper()
 		waitFor(t, 30*time.Second, what, func() (bool, string) {
-			r := fromPod(pod, url)
+			r := fromPod(pod, host, port)
 			return r.code == 0 && isWeb(r.stdout), r.String()
 		})
 	}
@@ -86,8 +89,8 @@ spec:
 	clusterIP := k.ok(t, n("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")...)
 
 	t.Run("ClusterIP from a pod, by name through cluster DNS", func(t *testing.T) {
-		waitFromPod("web.node.svc.cluster.local from the client pod", "client", "http://web.node.svc.cluster.local")
-		waitFromPod("the short name from the client pod", "client", "http://web")
+		waitFromPod("web.node.svc.cluster.local from the client pod", "client", "web.node.svc.cluster.local", "80")
+		waitFromPod("the short name from the client pod", "client", "web", "80")
 		r := k.run(t, n("exec", "client", "--", "nslookup", "web.node.svc.cluster.local")...)
 		if r.code != 0 || !strings.Contains(r.stdout, clusterIP) {
 			t.Errorf("nslookup web:\n%s", r)
@@ -103,8 +106,9 @@ spec:
 			}
 		}
 		// The API is reachable from pods at the kubernetes Service.
-		r = k.run(t, n("exec", "client", "--", "nc", "-z", "-w", "3", "kubernetes.default.svc.cluster.local", "443")...)
-		if r.code != 0 {
+		// (Plain HTTP to the TLS port: the answer proves who is there.)
+		r = k.run(t, n("exec", "client", "--", "sh", "-c", `printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 kubernetes.default.svc.cluster.local 443`)...)
+		if !strings.Contains(r.stdout, "HTTP request to an HTTPS server") {
 			t.Errorf("kubernetes.default:443 from a pod:\n%s", r)
 		}
 	})
@@ -121,7 +125,7 @@ spec:
 		if body := httpGet(t, "http://"+net.JoinHostPort(nodeIP, nodePort)); !isWeb(body) {
 			t.Errorf("GET the NodePort from the host = %q", body)
 		}
-		waitFromPod("the NodePort from a pod", "client", "http://"+net.JoinHostPort(nodeIP, nodePort))
+		waitFromPod("the NodePort from a pod", "client", nodeIP, nodePort)
 
 		k.ok(t, n("expose", "deployment", "web", "--name=web-lb", "--type=LoadBalancer", "--port=18080", "--target-port=8080")...)
 		waitFor(t, 30*time.Second, "the balancer's address", func() (bool, string) {
@@ -138,7 +142,7 @@ spec:
 		time.Sleep(time.Second) // the proxy applies changes within ~100 ms
 		seen := map[string]bool{}
 		for range 8 {
-			r := fromPod("client", "http://web")
+			r := fromPod("client", "web", "80")
 			if r.code != 0 {
 				t.Fatalf("GET web with affinity:\n%s", r)
 			}
@@ -214,7 +218,7 @@ spec:
   policyTypes: [Ingress]
 `, n("apply", "-f", "-")...)
 		waitFor(t, 30*time.Second, "traffic to web to stop", func() (bool, string) {
-			r := fromPod("client", "http://web")
+			r := fromPod("client", "web", "80")
 			return r.code != 0, r.String()
 		})
 		k.okStdin(t, `apiVersion: networking.k8s.io/v1
@@ -226,13 +230,19 @@ spec:
   - from: [{podSelector: {matchLabels: {role: client}}}]
     ports: [{port: http}]
 `, n("apply", "-f", "-")...)
-		waitFromPod("the allowed client to get through", "client", "http://web")
-		if r := fromPod("stranger", "http://web"); r.code == 0 {
+		waitFromPod("the allowed client to get through", "client", "web", "80")
+		if r := fromPod("stranger", "web", "80"); r.code == 0 {
 			t.Errorf("a pod the policy does not allow got through:\n%s", r)
 		}
 		k.ok(t, n("delete", "networkpolicy", "deny-web", "allow-clients")...)
-		waitFromPod("the stranger once the policies are gone", "stranger", "http://web")
+		waitFromPod("the stranger once the policies are gone", "stranger", "web", "80")
 	})
+}
+
+// httpOverNC is a shell command that GETs / from host:port with busybox
+// nc and prints the last line of the answer; it fails when nc does.
+func httpOverNC(host, port string) string {
+	return `set -o pipefail; printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 ` + host + " " + port + " | tail -n 1"
 }
 
 // selfSigned returns a certificate and key for host.

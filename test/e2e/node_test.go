@@ -42,6 +42,8 @@ func TestNode(t *testing.T) {
 	defer func() {
 		if srv != nil {
 			cleanupNode(t, srv)
+			// The bridge would keep this pod CIDR's address for the next run.
+			_ = exec.Command("ip", "link", "del", "lotse-e2e0").Run()
 		}
 	}()
 	k := srv.kubectl(t)

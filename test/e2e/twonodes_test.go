@@ -39,11 +39,14 @@ func TestTwoNodes(t *testing.T) {
 
 	dataDir := filepath.Join(t.TempDir(), "data")
 	srv, err := startNodeServer(bin, dataDir, "--bind-address", "0.0.0.0", "--node-ip", serverNodeIP,
-		"--pod-cidr", "10.42.0.0/24", "--cluster-dns-port", freePort(t))
+		"--pod-cidr", "10.42.0.0/24", "--cni-bridge", "lotse-e2e2", "--cluster-dns-port", freePort(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cleanupNode(t, srv) }()
+	defer func() {
+		cleanupNode(t, srv)
+		_ = exec.Command("ip", "link", "del", "lotse-e2e2").Run()
+	}()
 	token, err := os.ReadFile(filepath.Join(srv.DataDir, "node-token"))
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +57,9 @@ func TestTwoNodes(t *testing.T) {
 	}
 	agentDir := filepath.Join(t.TempDir(), "agent")
 	log := logFile(t, "agent-b.log")
-	agent := exec.Command("ip", "netns", "exec", twoNodesNS, bin, "agent",
+	// nsenter switches only the network namespace: `ip netns exec` would
+	// also remount /sys, hiding the cgroup mounts runc needs.
+	agent := exec.Command("nsenter", "--net=/run/netns/"+twoNodesNS, bin, "agent",
 		"--server", "https://"+serverNodeIP+":"+u.Port(), "--token", strings.TrimSpace(string(token)),
 		"--data-dir", agentDir, "--node-name", "e2e-b", "--node-ip", secondNodeIP, "--agent-port", "0",
 		"--cni-bridge", "lotse-e2e1")
@@ -65,7 +70,7 @@ func TestTwoNodes(t *testing.T) {
 	defer func() {
 		// Pods go first (the agent stops them), then the agent.
 		k := srv.kubectl(t)
-		k.run(t, "-n", "node", "delete", "pods", "--all", "--grace-period=1", "--wait=true", "--timeout=60s")
+		k.run(t, "delete", "namespace", "node", "--wait=true", "--timeout=55s")
 		drainSandboxes(t, containerd.Layout{Dir: filepath.Join(agentDir, "containerd")}.Endpoint())
 		_ = agent.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
@@ -124,7 +129,7 @@ spec:
   nodeName: e2e-b
   containers: [{name: c, image: "busybox:1.36", command: [sleep, "3600"]}]
 `, n("apply", "-f", "-")...)
-	k.ok(t, n("rollout", "status", "deployment/web", "--timeout=120s")...)
+	k.ok(t, n("rollout", "status", "deployment/web", "--timeout=55s")...)
 	waitRunning(t, k, "client-a")
 	waitRunning(t, k, "client-b")
 	byNode := map[string]string{} // node -> web pod IP
@@ -144,7 +149,7 @@ spec:
 	t.Run("pods reach pods on the other node", func(t *testing.T) {
 		for client, node := range map[string]string{"client-a": "e2e-b", "client-b": "e2e-node"} {
 			waitFor(t, 30*time.Second, client+" to reach the web pod on "+node, func() (bool, string) {
-				r := k.run(t, n("exec", client, "--", "wget", "-qO-", "-T", "3", "http://"+byNode[node]+":8080")...)
+				r := k.run(t, n("exec", client, "--", "sh", "-c", httpOverNC(byNode[node], "8080"))...)
 				return r.code == 0 && names[strings.TrimSpace(r.stdout)], r.String()
 			})
 		}
@@ -155,7 +160,7 @@ spec:
 		for _, client := range []string{"client-a", "client-b"} {
 			seen := map[string]bool{}
 			waitFor(t, 60*time.Second, client+" to be answered by both web pods through web.node", func() (bool, string) {
-				r := k.run(t, n("exec", client, "--", "wget", "-qO-", "-T", "3", "http://web.node.svc.cluster.local")...)
+				r := k.run(t, n("exec", client, "--", "sh", "-c", httpOverNC("web.node.svc.cluster.local", "80"))...)
 				if r.code == 0 && names[strings.TrimSpace(r.stdout)] {
 					seen[strings.TrimSpace(r.stdout)] = true
 				}
