@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -389,6 +390,11 @@ func (rq *request) create() error {
 	defaults.Apply(obj)
 	if pod, ok := obj.(*corev1.Pod); ok {
 		addDefaultTolerations(pod)
+	}
+	if ing, ok := obj.(*networkingv1.Ingress); ok {
+		if err := rq.s.setDefaultIngressClass(rq.ctx, ing); err != nil {
+			return err
+		}
 	}
 	if errs := validation.ValidateCreate(obj); len(errs) > 0 {
 		return rq.invalid(acc.GetName(), errs)

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"crypto/rand"
 	"reflect"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,6 +22,7 @@ import (
 	"github.com/lotse/lotse/internal/apiserver/convert"
 	"github.com/lotse/lotse/internal/apiserver/registry"
 	"github.com/lotse/lotse/internal/qos"
+	"github.com/lotse/lotse/internal/storage"
 )
 
 // toServed converts a stored object to the version the request is served in.
@@ -235,4 +238,41 @@ func stampTemplateGeneration(obj, old runtime.Object) {
 		ds.Annotations = map[string]string{}
 	}
 	ds.Annotations[daemonSetTemplateGeneration] = strconv.FormatInt(gen, 10)
+}
+
+// ingressClassDefault marks the IngressClass new Ingresses without a
+// class get.
+const ingressClassDefault = "ingressclass.kubernetes.io/is-default-class"
+
+// setDefaultIngressClass gives a new Ingress that names no class (neither
+// field nor legacy annotation) the default IngressClass, as upstream's
+// DefaultIngressClass admission: the newest one marked default.
+func (s *Server) setDefaultIngressClass(ctx context.Context, ing *networkingv1.Ingress) error {
+	if ing.Spec.IngressClassName != nil || ing.Annotations["kubernetes.io/ingress.class"] != "" {
+		return nil
+	}
+	gr := networkingv1.Resource("ingressclasses")
+	classes, ok := s.store.Resource(gr)
+	if !ok {
+		return nil
+	}
+	list, err := classes.List(ctx, storage.ListOptions{})
+	if err != nil {
+		return storageError(err, gr, "")
+	}
+	var newest *networkingv1.IngressClass
+	for _, obj := range list.Items {
+		c, ok := obj.(*networkingv1.IngressClass)
+		if !ok || c.Annotations[ingressClassDefault] != "true" {
+			continue
+		}
+		if newest == nil || c.CreationTimestamp.After(newest.CreationTimestamp.Time) ||
+			c.CreationTimestamp.Equal(&newest.CreationTimestamp) && c.Name < newest.Name {
+			newest = c
+		}
+	}
+	if newest != nil {
+		ing.Spec.IngressClassName = ptr.To(newest.Name)
+	}
+	return nil
 }

@@ -4,10 +4,13 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 )
 
 func service(name string, typ corev1.ServiceType, ports ...corev1.ServicePort) *corev1.Service {
@@ -102,4 +105,48 @@ func TestServiceAddresses(t *testing.T) {
 			t.Fatalf("healthCheckNodePort %d, nodePort %d", got.Spec.HealthCheckNodePort, got.Spec.Ports[0].NodePort)
 		}
 	})
+}
+
+// TestDefaultIngressClass checks upstream's DefaultIngressClass admission:
+// a new Ingress naming no class gets the newest class marked default;
+// one naming a class, or the legacy annotation, keeps what it says.
+func TestDefaultIngressClass(t *testing.T) {
+	e := start(t)
+	c := kubernetes.NewForConfigOrDie(e.s.Config)
+	ns := e.namespace("ing")
+	class := func(name string, isDefault bool) {
+		t.Helper()
+		ic := &networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: networkingv1.IngressClassSpec{Controller: "example.com/" + name}}
+		if isDefault {
+			ic.Annotations = map[string]string{"ingressclass.kubernetes.io/is-default-class": "true"}
+		}
+		_, err := c.NetworkingV1().IngressClasses().Create(e.ctx, ic, metav1.CreateOptions{})
+		must(t, err)
+		time.Sleep(1100 * time.Millisecond) // creation timestamps have whole seconds
+	}
+	ingress := func(name string, className *string, annotations map[string]string) *string {
+		t.Helper()
+		got, err := c.NetworkingV1().Ingresses(ns).Create(e.ctx, &networkingv1.Ingress{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations},
+			Spec: networkingv1.IngressSpec{IngressClassName: className, DefaultBackend: &networkingv1.IngressBackend{
+				Service: &networkingv1.IngressServiceBackend{Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}},
+		}, metav1.CreateOptions{})
+		must(t, err)
+		return got.Spec.IngressClassName
+	}
+	if got := ingress("before", nil, nil); got != nil {
+		t.Errorf("with no default class, ingressClassName = %q", *got)
+	}
+	class("plain", false)
+	class("old-default", true)
+	class("new-default", true)
+	if got := ingress("unnamed", nil, nil); got == nil || *got != "new-default" {
+		t.Errorf("ingressClassName = %v, want the newest default new-default", got)
+	}
+	if got := ingress("named", ptr.To("plain"), nil); got == nil || *got != "plain" {
+		t.Errorf("a named class changed to %v", got)
+	}
+	if got := ingress("legacy", nil, map[string]string{"kubernetes.io/ingress.class": "plain"}); got != nil {
+		t.Errorf("an Ingress with the legacy annotation got ingressClassName %q", *got)
+	}
 }
