@@ -12,13 +12,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/lotse/lotse/internal/join"
+	"github.com/lotse/lotse/internal/node"
 	"github.com/lotse/lotse/internal/pki"
 	"github.com/lotse/lotse/internal/storage"
 )
 
 // ClusterCIDR is the range node pod CIDRs (/24 each) come from; the
 // server's own node takes the first unless told otherwise.
-const ClusterCIDR = "10.42.0.0/16"
+const ClusterCIDR = node.DefaultClusterCIDR
 
 // newJoinHandler answers `lotse agent` joins with the token stored in
 // DATA/node-token (created on first start).

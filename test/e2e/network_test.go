@@ -71,9 +71,10 @@ spec:
 		return false
 	}
 	// fromPod fetches http://host:port/ inside a pod and leaves the body's
-	// last line in stdout. Debian's static busybox wget crashes in its
-	// glibc; nc and a hand-written request do the job (and resolve names
-	// through the pod's resolv.conf).
+	// last line in stdout. Debian's busybox 1.35 wget crashes when given
+	// a timeout (-T), and one is needed where a policy drops packets; nc
+	// -w and a hand-written request do the job (and resolve names through
+	// the pod's resolv.conf).
 	fromPod := func(pod, host, port string) result {
 		return k.run(t, n("exec", pod, "--", "sh", "-c", httpOverNC(host, port))...)
 	}
