@@ -27,8 +27,8 @@ import (
 // endpoint changed, build + nft), and baselines from the same namespace:
 // nft-empty-ms (an nft run with a trivial transaction, i.e. process start
 // and netlink round trip, with the big table in place) and nft-trivial-ms
-// (one transaction with as many chains and rules as the full sync, each rule
-// a bare counter).
+// (one transaction with as many chains, rules and set elements as the full
+// sync, each rule a bare counter, the elements in one plain set).
 func BenchmarkSync10kServices(b *testing.B) {
 	requireRoot(b)
 	const nSvc, nEp = 10000, 10
@@ -100,6 +100,12 @@ func BenchmarkSync10kServices(b *testing.B) {
 			elems += len(e)
 		}
 	}
+	for d := range p.dispatch {
+		var w strings.Builder
+		writeDispatchChain(&w, "t", d)
+		chains++
+		rules += strings.Count(w.String(), "add rule")
+	}
 
 	// Baselines, in the same namespace with the big table in place.
 	run := nftIn(node)
@@ -120,13 +126,22 @@ func BenchmarkSync10kServices(b *testing.B) {
 	emptyBig := timeIt("add table ip lotse-bench\n")
 	var w strings.Builder
 	w.WriteString("add table ip lotse-base\ndelete table ip lotse-base\nadd table ip lotse-base\n")
-	// As many chains and rules as the real table, each rule a bare counter.
+	// As many chains and rules as the real table, each rule a bare
+	// counter, and as many elements, in one set.
 	for c := range chains {
 		fmt.Fprintf(&w, "add chain ip lotse-base c%d\n", c)
 		for range rules / chains {
 			fmt.Fprintf(&w, "add rule ip lotse-base c%d counter\n", c)
 		}
 	}
+	w.WriteString("add set ip lotse-base s { type ipv4_addr . inet_service; }\nadd element ip lotse-base s { ")
+	for i := range elems {
+		if i > 0 {
+			w.WriteString(", ")
+		}
+		fmt.Fprintf(&w, "10.%d.%d.%d . 80", i>>16&255, i>>8&255, i&255)
+	}
+	w.WriteString(" }\n")
 	start := time.Now()
 	if err := run(ctx, w.String()); err != nil {
 		b.Fatal(err)

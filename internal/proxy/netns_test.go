@@ -216,6 +216,7 @@ func TestKernel(t *testing.T) {
 	pod1 := addPod(t, node, "p1", "10.42.0.2")
 	pod2 := addPod(t, node, "p2", "10.42.0.3")
 	startServer(t, pod1, ":8080")
+	startServer(t, pod1, ":8081")
 
 	web := testService(func(s *v1.Service) {
 		s.Spec.Type = v1.ServiceTypeNodePort
@@ -227,8 +228,13 @@ func TestKernel(t *testing.T) {
 	sticky := svcNamed("sticky", "10.43.0.12")
 	sticky.Spec.SessionAffinity = v1.ServiceAffinityClientIP
 	stickySlice := testSlice("ns", "sticky", "sticky-1", 8080, readyEp("10.42.0.2", "node"))
+	// Two endpoints: picked through the shared endpoint maps.
+	multi := svcNamed("multi", "10.43.0.13")
+	multiSlices := []*discovery.EndpointSlice{testSlice("ns", "multi", "multi-1", 8080, readyEp("10.42.0.2", "node")),
+		testSlice("ns", "multi", "multi-2", 8081, readyEp("10.42.0.2", "node"))}
 	client, _ := startProxy(t, Config{NodeName: "node", Run: nftIn(node), Table: "lotse-test",
-		MinSyncInterval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}, web, webSlice, empty, sticky, stickySlice)
+		MinSyncInterval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))},
+		web, webSlice, empty, sticky, stickySlice, multi, multiSlices[0], multiSlices[1])
 
 	// Pod to cluster IP: DNAT, source kept (it is in the cluster CIDR).
 	eventually(t, pod2, "10.43.0.10:80", is("10.42.0.3"), "pod to cluster IP")
@@ -242,6 +248,11 @@ func TestKernel(t *testing.T) {
 	eventually(t, outside, "192.168.77.1:30080", is("10.42.0.1"), "outside to NodePort")
 	// Hairpin: the endpoint reaching itself through its Service.
 	eventually(t, pod1, "10.43.0.10:80", is("10.42.0.1"), "hairpin")
+	for range 4 {
+		eventually(t, pod2, "10.43.0.13:80", is("10.42.0.3"), "pod to service with two endpoints")
+	}
+	eventually(t, node, "10.43.0.13:80", is("10.42.0.1"), "node to service with two endpoints")
+	eventually(t, pod1, "10.43.0.13:80", is("10.42.0.1"), "hairpin through the endpoint map")
 	// Affinity set gets filled in and the connection still works.
 	eventually(t, pod2, "10.43.0.12:80", is("10.42.0.3"), "pod to sticky service")
 	if out := sh(t, "ip", "netns", "exec", node, "nft", "list", "table", "ip", "lotse-test"); !strings.Contains(out, "10.42.0.3 expires") {

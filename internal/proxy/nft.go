@@ -13,7 +13,7 @@ import (
 // writeBase writes the table and its fixed objects. NodePorts are matched on
 // nodeIPs when given, otherwise on any local address except loopback
 // (upstream's nftables mode does not serve NodePorts on 127.0.0.1 either).
-func writeBase(w *strings.Builder, table string, nodeIPs []netip.Addr) {
+func writeBase(w *strings.Builder, table string, nodeIPs []netip.Addr, clusterCIDR netip.Prefix) {
 	t := "ip " + table
 	fmt.Fprintf(w, "add table %s\n", t)
 	// NAT base chains at the standard NAT priorities (dstnat -100, srcnat
@@ -31,9 +31,14 @@ func writeBase(w *strings.Builder, table string, nodeIPs []netip.Addr) {
 		fmt.Fprintf(w, "add chain %s %s\n", t, c)
 	}
 	fmt.Fprintf(w, "add map %s %s { type ipv4_addr . inet_proto . inet_service : verdict; }\n", t, mapServiceIPs)
+	fmt.Fprintf(w, "add map %s %s { type ipv4_addr . inet_proto . inet_service : verdict; }\n", t, mapExternalIPs)
 	fmt.Fprintf(w, "add map %s %s { type inet_proto . inet_service : verdict; }\n", t, mapServiceNodePorts)
 	fmt.Fprintf(w, "add map %s %s { type ipv4_addr . inet_proto . inet_service : verdict; }\n", t, mapNoEndpointServices)
 	fmt.Fprintf(w, "add map %s %s { type inet_proto . inet_service : verdict; }\n", t, mapNoEndpointNodePorts)
+	// An entry is needed only by the packet that adds it, so entries
+	// expire soon. The size bounds memory: only while over 65536 distinct
+	// endpoints get new connections within 10s can a hairpin be missed.
+	fmt.Fprintf(w, "add set %s %s { type ipv4_addr . ipv4_addr; flags dynamic,timeout; timeout 10s; size 65536; }\n", t, setHairpin)
 
 	nodeMatch := "fib daddr type local ip daddr != 127.0.0.0/8"
 	if len(nodeIPs) > 0 {
@@ -53,9 +58,19 @@ func writeBase(w *strings.Builder, table string, nodeIPs []netip.Addr) {
 	rule(chainNatPrerouting, "jump "+chainServices)
 	rule(chainNatOutput, "jump "+chainServices)
 	rule(chainNatPostrouting, "jump "+chainMasquerading)
+	if clusterCIDR.IsValid() {
+		// Traffic to a cluster IP from outside the pod network (the node
+		// itself, or a host routing the service range here) may leave for
+		// another node, so it is masqueraded to come back. The vmap's keys
+		// serve as the set of cluster IPs that have endpoints.
+		rule(chainServices, "ip saddr != "+clusterCIDR.String()+" ip daddr . meta l4proto . th dport @"+mapServiceIPs+" jump "+chainMarkMasq)
+	}
 	rule(chainServices, "ip daddr . meta l4proto . th dport vmap @"+mapServiceIPs)
+	rule(chainServices, "ip daddr . meta l4proto . th dport vmap @"+mapExternalIPs)
 	rule(chainServices, nodeMatch+" meta l4proto . th dport vmap @"+mapServiceNodePorts)
 	rule(chainMarkMasq, "meta mark set meta mark or "+masqMark)
+	rule(chainMasquerading, "ct status dnat update @"+setHairpin+" { ip daddr . ip daddr }")
+	rule(chainMasquerading, "ct status dnat ip saddr . ip daddr @"+setHairpin+" jump "+chainMarkMasq)
 	rule(chainMasquerading, "meta mark and "+masqMark+" == 0 return")
 	rule(chainMasquerading, "meta mark set meta mark xor "+masqMark)
 	rule(chainMasquerading, "masquerade fully-random")
@@ -139,4 +154,91 @@ func writeDiff(w *strings.Builder, table string, old, new *serviceRules) {
 	for _, name := range gone {
 		fmt.Fprintf(w, "delete chain %s %s\n", t, name)
 	}
+}
+
+// writeDispatchMaps declares the endpoint maps of dispatch chain d.
+func writeDispatchMaps(w *strings.Builder, table string, d dispatchKey) {
+	fmt.Fprintf(w, "add map ip %s %s { typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport; }\n", table, d.addrMap())
+	fmt.Fprintf(w, "add map ip %s %s { typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport; }\n", table, d.portMap())
+}
+
+// writeDispatchChain writes dispatch chain d: DNAT to the endpoint found
+// under "destination . random pick", by address first, else by NodePort.
+// A rule per protocol, since nft wants a protocol match before "port".
+func writeDispatchChain(w *strings.Builder, table string, d dispatchKey) {
+	t := "ip " + table
+	fmt.Fprintf(w, "add chain %s %s\n", t, d.chain())
+	for _, proto := range []string{"tcp", "udp", "sctp"} {
+		fmt.Fprintf(w, "add rule %s %s meta l4proto %s dnat ip addr . port to ip daddr . meta l4proto . th dport . numgen random mod %d map @%s\n",
+			t, d.chain(), proto, d.n, d.addrMap())
+		fmt.Fprintf(w, "add rule %s %s meta l4proto %s dnat ip addr . port to meta l4proto . th dport . numgen random mod %d map @%s\n",
+			t, d.chain(), proto, d.n, d.portMap())
+	}
+}
+
+func sortedDispatch(ds map[dispatchKey]struct{}) []dispatchKey {
+	out := make([]dispatchKey, 0, len(ds))
+	for d := range ds {
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b dispatchKey) int { return strings.Compare(a.chain(), b.chain()) })
+	return out
+}
+
+// writeFull writes a whole table's contents after writeBase, in an order
+// that keeps the kernel's work linear: endpoint maps are filled before any
+// rule uses them (see dispatchKey), and map elements are written as one
+// command per map rather than one per element.
+func writeFull(w *strings.Builder, table string, rules []*serviceRules, dispatch map[dispatchKey]struct{}) {
+	t := "ip " + table
+	ds := sortedDispatch(dispatch)
+	for _, d := range ds {
+		writeDispatchMaps(w, table, d)
+	}
+	names := map[string]struct{}{}
+	for _, r := range rules {
+		for _, name := range sortedKeys(r.sets) {
+			fmt.Fprintf(w, "add set %s %s %s\n", t, name, r.sets[name])
+		}
+		for m := range r.elems {
+			names[m] = struct{}{}
+		}
+	}
+	writeElems := func(endpointMaps bool) {
+		for _, m := range sortedKeys(names) {
+			if strings.HasPrefix(m, endpointMapPrefix) != endpointMaps {
+				continue
+			}
+			fmt.Fprintf(w, "add element %s %s { ", t, m)
+			first := true
+			for _, r := range rules {
+				for _, k := range sortedKeys(r.elems[m]) {
+					if !first {
+						w.WriteString(", ")
+					}
+					first = false
+					w.WriteString(k)
+					w.WriteString(" : ")
+					w.WriteString(r.elems[m][k])
+				}
+			}
+			w.WriteString(" }\n")
+		}
+	}
+	writeElems(true)
+	for _, d := range ds {
+		writeDispatchChain(w, table, d)
+	}
+	for _, r := range rules {
+		for _, name := range sortedKeys(r.chains) {
+			fmt.Fprintf(w, "add chain %s %s\n", t, name)
+		}
+		for _, name := range sortedKeys(r.chains) {
+			for _, body := range r.chains[name] {
+				fmt.Fprintf(w, "add rule %s %s %s\n", t, name, body)
+			}
+		}
+	}
+	// Verdict maps last: their elements jump to the chains above.
+	writeElems(false)
 }

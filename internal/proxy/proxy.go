@@ -6,6 +6,7 @@ import (
 
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os/exec"
 	"slices"
@@ -67,6 +68,8 @@ type Proxy struct {
 	// Owned by the Run goroutine.
 	written  map[string]*serviceRules // what the table holds, per Service
 	owners   map[string]string        // map+"\x00"+key → Service holding that element
+	dispatch map[dispatchKey]struct{} // dispatch chains and maps in the table
+	lastFull int                      // size of the last full script
 	needFull bool
 }
 
@@ -90,14 +93,15 @@ func New(cfg Config, services coreinformers.ServiceInformer, slicesInf discovery
 		cfg.Logger = slog.Default()
 	}
 	p := &Proxy{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "proxy"),
-		build:   builder{nodeName: cfg.NodeName, clusterCIDR: cfg.ClusterCIDR.Masked()},
-		svcs:    services.Lister(),
-		dirty:   map[string]struct{}{},
-		wake:    make(chan struct{}, 1),
-		written: map[string]*serviceRules{},
-		owners:  map[string]string{},
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "proxy"),
+		build:    builder{nodeName: cfg.NodeName, clusterCIDR: cfg.ClusterCIDR.Masked()},
+		svcs:     services.Lister(),
+		dirty:    map[string]struct{}{},
+		wake:     make(chan struct{}, 1),
+		written:  map[string]*serviceRules{},
+		owners:   map[string]string{},
+		dispatch: map[dispatchKey]struct{}{},
 	}
 	si, ei := services.Informer(), slicesInf.Informer()
 	// The index makes "slices of this Service" a map lookup; without it a
@@ -253,6 +257,7 @@ func (p *Proxy) syncAll(ctx context.Context) error {
 	}
 	written := make(map[string]*serviceRules, len(svcs))
 	owners := map[string]string{}
+	dispatch := map[dispatchKey]struct{}{}
 	keys := make([]string, 0, len(svcs))
 	bySvc := make(map[string]*v1.Service, len(svcs))
 	for _, s := range svcs {
@@ -262,23 +267,27 @@ func (p *Proxy) syncAll(ctx context.Context) error {
 	}
 	slices.Sort(keys) // first Service by name wins a contested map element
 	var w strings.Builder
+	w.Grow(p.lastFull + p.lastFull/8) // the script is megabytes: grow it once
 	t := "ip " + p.cfg.Table
 	w.WriteString("add table " + t + "\ndelete table " + t + "\n")
-	writeBase(&w, p.cfg.Table, p.cfg.NodeIPs)
+	writeBase(&w, p.cfg.Table, p.cfg.NodeIPs, p.build.clusterCIDR)
+	all := make([]*serviceRules, 0, len(keys))
 	for _, k := range keys {
 		r := p.build.service(bySvc[k], p.slicesOf(k))
 		claim(owners, k, r, p.log)
 		if r.empty() {
 			continue
 		}
-		writeDiff(&w, p.cfg.Table, nil, r)
+		all = append(all, r)
 		written[k] = r
+		maps.Copy(dispatch, r.dispatch)
 	}
+	writeFull(&w, p.cfg.Table, all, dispatch)
 	built := time.Since(start)
 	if err := p.cfg.Run(ctx, w.String()); err != nil {
 		return err
 	}
-	p.written, p.owners, p.needFull = written, owners, false
+	p.written, p.owners, p.dispatch, p.needFull, p.lastFull = written, owners, dispatch, false, w.Len()
 	p.log.Info("nft full sync", "services", len(written), "bytes", w.Len(), "build", built, "total", time.Since(start))
 	return nil
 }
@@ -288,10 +297,12 @@ func (p *Proxy) syncServices(ctx context.Context, keys map[string]struct{}) erro
 	start := time.Now()
 	sorted := sortedKeys(keys)
 	next := make(map[string]*serviceRules, len(sorted))
-	// p.owners is updated in place: if the write fails, the full resync
-	// that follows rebuilds it.
+	// p.owners and p.dispatch are updated in place: if the write fails,
+	// the full resync that follows rebuilds them.
 	owners := p.owners
-	var w strings.Builder
+	// Dispatch chains are shared and kept until the next full sync; new
+	// ones go first, since the Services' map elements and rules need them.
+	var shared, w strings.Builder
 	for _, k := range sorted {
 		svc, err := p.getService(k)
 		if err != nil {
@@ -300,11 +311,19 @@ func (p *Proxy) syncServices(ctx context.Context, keys map[string]struct{}) erro
 		release(owners, k, p.written[k])
 		r := p.build.service(svc, p.slicesOf(k))
 		claim(owners, k, r, p.log)
+		for _, d := range sortedDispatch(r.dispatch) {
+			if _, ok := p.dispatch[d]; !ok {
+				writeDispatchMaps(&shared, p.cfg.Table, d)
+				writeDispatchChain(&shared, p.cfg.Table, d)
+				p.dispatch[d] = struct{}{}
+			}
+		}
 		writeDiff(&w, p.cfg.Table, p.written[k], r)
 		next[k] = r
 	}
-	if w.Len() > 0 {
-		if err := p.cfg.Run(ctx, w.String()); err != nil {
+	script := shared.String() + w.String()
+	if script != "" {
+		if err := p.cfg.Run(ctx, script); err != nil {
 			return err
 		}
 	}
@@ -315,7 +334,7 @@ func (p *Proxy) syncServices(ctx context.Context, keys map[string]struct{}) erro
 			p.written[k] = r
 		}
 	}
-	p.log.Debug("nft partial sync", "services", len(sorted), "bytes", w.Len(), "took", time.Since(start))
+	p.log.Debug("nft partial sync", "services", len(sorted), "bytes", len(script), "took", time.Since(start))
 	return nil
 }
 

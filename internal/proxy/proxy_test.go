@@ -112,15 +112,11 @@ func svcNamed(name, ip string) *v1.Service {
 	return s
 }
 
-// chainsOf lists every chain name the Service name would own for the given
-// endpoint IPs (port 8080, port name http).
-func chainsOf(name string, ips ...string) []string {
+// chainsOf lists every chain name the Service name would own (port 8080,
+// port name http).
+func chainsOf(name string) []string {
 	key := "ns/" + name + "/tcp/http"
-	out := []string{hashName("svc-", key), hashName("ext-", key), hashName("loc-", key)}
-	for _, ip := range ips {
-		out = append(out, hashName("sep-", key+"/"+ip+":8080"))
-	}
-	return out
+	return []string{hashName("svc-", key), hashName("ext-", key), hashName("loc-", key)}
 }
 
 var rv int
@@ -162,58 +158,80 @@ func TestIncrementalSync(t *testing.T) {
 	if !strings.HasPrefix(full, "add table ip t\ndelete table ip t\nadd table ip t\n") {
 		t.Fatalf("first sync is not a table rebuild:\n%s", full)
 	}
-	for _, c := range append(chainsOf("a", ipsA...)[:1], chainsOf("c", ipsC...)[3:]...) {
-		if !strings.Contains(full, "add chain ip t "+c+"\n") {
-			t.Errorf("full sync lacks chain %s", c)
+	for _, w := range []string{
+		"add chain ip t dispatch-cluster-3\n",
+		"add element ip t endpoints-cluster-3 { 10.43.0.1 . tcp . 80 . 0 : 10.42.1.1 . 8080, ",
+		"add element ip t service-ips { 10.43.0.1 . tcp . 80 : goto dispatch-cluster-3, ",
+		"add rule ip t masquerading ct status dnat update @hairpin { ip daddr . ip daddr }\n" +
+			"add rule ip t masquerading ct status dnat ip saddr . ip daddr @hairpin jump mark-for-masquerade\n",
+		"add rule ip t services ip saddr != 10.42.0.0/16 ip daddr . meta l4proto . th dport @service-ips jump mark-for-masquerade\n",
+	} {
+		if !strings.Contains(full, w) {
+			t.Errorf("full sync lacks %q", w)
 		}
 	}
-	others := append(chainsOf("a", ipsA...), chainsOf("c", ipsC...)...)
+	if strings.Contains(full, chainsOf("a")[0]) {
+		t.Errorf("a Service without affinity got a chain of its own:\n%s", full)
+	}
+	// Endpoint maps are filled before any rule uses them.
+	if i, j := strings.Index(full, " : 10.42.3.3 . 8080"), strings.Index(full, "map @"+endpointMapPrefix); i < 0 || j < i {
+		t.Errorf("endpoint map elements come after the rules that use them:\n%s", full)
+	}
 	assertOnlyB := func(script string) {
 		t.Helper()
-		for _, c := range others {
-			if strings.Contains(script, c) {
-				t.Errorf("script touches another service's chain %s:\n%s", c, script)
-			}
-		}
-		for _, s := range []string{"10.43.0.1 ", "10.43.0.3 ", "table"} {
+		for _, s := range append([]string{"10.43.0.1 ", "10.43.0.3 ", "table", "delete chain", "flush"}, append(ipsA, ipsC...)...) {
 			if strings.Contains(script, s) {
 				t.Errorf("script mentions %q:\n%s", s, script)
 			}
 		}
 	}
 
-	// One endpoint more: a new endpoint chain and a refilled service chain.
+	// One endpoint more: b moves to the dispatch chain for 4 endpoints,
+	// made now, and its elements move to that chain's map.
 	sliceB.Endpoints = append(sliceB.Endpoints, slice("b", "10.42.2.4").Endpoints...)
 	update(t, slices.Update, sliceB)
 	got := rec.next(t)
 	assertOnlyB(got)
-	newSep := chainsOf("b", "10.42.2.4")[3]
-	svcB := chainsOf("b")[0]
 	for _, w := range []string{
-		"add chain ip t " + newSep + "\n",
-		"add rule ip t " + newSep + " meta l4proto tcp dnat to 10.42.2.4:8080\n",
-		"flush chain ip t " + svcB + "\n",
-		"add rule ip t " + svcB + " numgen random mod 4 == 0 goto ",
-		"add rule ip t " + svcB + " numgen random mod 2 == 0 goto ",
+		"add chain ip t dispatch-cluster-4\n",
+		"add rule ip t dispatch-cluster-4 meta l4proto tcp dnat ip addr . port to ip daddr . meta l4proto . th dport . numgen random mod 4 map @endpoints-cluster-4\n",
+		"delete element ip t endpoints-cluster-3 { 10.43.0.2 . tcp . 80 . 2 }\n",
+		"add element ip t endpoints-cluster-4 { 10.43.0.2 . tcp . 80 . 3 : 10.42.2.4 . 8080 }\n",
+		"add element ip t service-ips { 10.43.0.2 . tcp . 80 : goto dispatch-cluster-4 }\n",
 	} {
 		if !strings.Contains(got, w) {
 			t.Errorf("missing %q in:\n%s", w, got)
 		}
 	}
-	if n := strings.Count(got, "\n"); n > 12 {
+	if n := strings.Count(got, "\n"); n > 20 {
 		t.Errorf("one endpoint added took %d commands:\n%s", n, got)
 	}
 
-	// One endpoint less: its chain goes, after the service chain stops
-	// jumping to it.
+	// An endpoint changes its address: one map element changes, nothing
+	// else.
+	sliceB.Endpoints[3].Addresses = []string{"10.42.2.5"}
+	update(t, slices.Update, sliceB)
+	if got, want := rec.next(t), "delete element ip t endpoints-cluster-4 { 10.43.0.2 . tcp . 80 . 3 }\n"+
+		"add element ip t endpoints-cluster-4 { 10.43.0.2 . tcp . 80 . 3 : 10.42.2.5 . 8080 }\n"; got != want {
+		t.Errorf("address change wrote:\n%s\nwant:\n%s", got, want)
+	}
+
+	// One endpoint less: back to the existing chain for 3.
 	sliceB.Endpoints = sliceB.Endpoints[1:]
 	update(t, slices.Update, sliceB)
 	got = rec.next(t)
 	assertOnlyB(got)
-	oldSep := chainsOf("b", "10.42.2.1")[3]
-	flush, del := strings.Index(got, "flush chain ip t "+svcB+"\n"), strings.Index(got, "delete chain ip t "+oldSep+"\n")
-	if flush < 0 || del < 0 || del < flush {
-		t.Errorf("want service chain refilled before endpoint chain deleted:\n%s", got)
+	for _, w := range []string{
+		"add element ip t service-ips { 10.43.0.2 . tcp . 80 : goto dispatch-cluster-3 }\n",
+		"add element ip t endpoints-cluster-3 { 10.43.0.2 . tcp . 80 . 2 : 10.42.2.5 . 8080 }\n",
+		"delete element ip t endpoints-cluster-4 { 10.43.0.2 . tcp . 80 . 0 }\n",
+	} {
+		if !strings.Contains(got, w) {
+			t.Errorf("missing %q in:\n%s", w, got)
+		}
+	}
+	if strings.Contains(got, "add chain") {
+		t.Errorf("the chain for 3 endpoints exists already:\n%s", got)
 	}
 
 	// An update that changes nothing writes nothing.
@@ -228,7 +246,7 @@ func TestIncrementalSync(t *testing.T) {
 	for _, w := range []string{
 		"delete element ip t service-ips { 10.43.0.2 . tcp . 80 }\n",
 		"add element ip t no-endpoint-services { 10.43.0.2 . tcp . 80 : goto reject-chain }\n",
-		"delete chain ip t " + svcB + "\n",
+		"delete element ip t endpoints-cluster-3 { 10.43.0.2 . tcp . 80 . 0 }\n",
 	} {
 		if !strings.Contains(got, w) {
 			t.Errorf("missing %q in:\n%s", w, got)

@@ -25,11 +25,20 @@ const (
 	chainMasquerading   = "masquerading"
 	chainReject         = "reject-chain"
 
-	mapServiceIPs          = "service-ips"
+	mapServiceIPs          = "service-ips" // cluster IPs only
+	mapExternalIPs         = "external-ips"
 	mapServiceNodePorts    = "service-nodeports"
 	mapNoEndpointServices  = "no-endpoint-services"
 	mapNoEndpointNodePorts = "no-endpoint-nodeports"
 	setNodePortIPs         = "nodeport-ips"
+	// setHairpin finds hairpin connections: a connection whose source
+	// equals its DNATed destination is a pod reaching itself through a
+	// Service, and must be masqueraded or the reply would skip un-DNAT.
+	// nft cannot compare two packet fields, so postrouting adds
+	// "daddr . daddr" to this set and then looks up "saddr . daddr": the
+	// set only ever holds pairs of equal addresses, so that lookup hits
+	// exactly when saddr equals daddr. This replaces a rule per endpoint.
+	setHairpin = "hairpin"
 
 	// masqMark is the packet mark bit that asks postrouting to masquerade;
 	// the same bit kube-proxy uses, so tooling that knows it still reads right.
@@ -44,16 +53,18 @@ const (
 // rule bodies, in order), its affinity sets (name → declaration) and its map
 // elements (map → key → verdict). Two of them are compared to write a diff.
 type serviceRules struct {
-	chains map[string][]string
-	sets   map[string]string
-	elems  map[string]map[string]string
+	chains   map[string][]string
+	sets     map[string]string
+	elems    map[string]map[string]string
+	dispatch map[dispatchKey]struct{} // shared chains it jumps to
 }
 
 func newServiceRules() *serviceRules {
 	return &serviceRules{
-		chains: map[string][]string{},
-		sets:   map[string]string{},
-		elems:  map[string]map[string]string{},
+		chains:   map[string][]string{},
+		sets:     map[string]string{},
+		elems:    map[string]map[string]string{},
+		dispatch: map[dispatchKey]struct{}{},
 	}
 }
 
@@ -72,6 +83,39 @@ func (r *serviceRules) empty() bool {
 type builder struct {
 	nodeName    string
 	clusterCIDR netip.Prefix // invalid: no "from a pod" test, so no masquerade by source
+}
+
+// The endpoint maps: every Service whose port has n endpoints (without
+// ClientIP affinity) is served by the same chain, dispatch-POLICY-n. Its
+// rules look up "destination . numgen random mod n" in two maps, one keyed
+// by address, protocol and port (cluster, external and load balancer IPs),
+// one by protocol and port (NodePorts), whose values are the endpoints.
+// So a Service needs no chain of its own: nft 1.0.6 reads every chain back
+// before it adds a rule or an element, and a chain per Service made each
+// small update cost tens of milliseconds. A map per Service would not do
+// either: the kernel finds a set by walking the table's list of sets, so
+// 10k of them (or 10k anonymous vmaps) cost quadratic time. The maps are
+// per n because the kernel checks every element of a map against every
+// rule that uses it whenever either is added.
+const (
+	dispatchChainPrefix = "dispatch-"
+	endpointMapPrefix   = "endpoints-"
+)
+
+// dispatchKey names one dispatch chain and its two maps.
+type dispatchKey struct {
+	policy string // "cluster" or "local"
+	n      int
+}
+
+func (d dispatchKey) chain() string {
+	return fmt.Sprintf("%s%s-%d", dispatchChainPrefix, d.policy, d.n)
+}
+func (d dispatchKey) addrMap() string {
+	return fmt.Sprintf("%s%s-%d", endpointMapPrefix, d.policy, d.n)
+}
+func (d dispatchKey) portMap() string {
+	return fmt.Sprintf("%snp-%s-%d", endpointMapPrefix, d.policy, d.n)
 }
 
 // hashName gives a short deterministic name: prefix plus 16 base32 characters
@@ -295,23 +339,12 @@ func (b *builder) servicePort(r *serviceRules, svc *v1.Service, clusterIP netip.
 		hasExternal = len(localEps) > 0
 	}
 
-	clusterChain := hashName("svc-", portKey)
-	localChain := hashName("loc-", portKey)
-	extChain := hashName("ext-", portKey)
-	internalChain, externalPolicyChain := clusterChain, clusterChain
-	if internalLocal {
-		internalChain = localChain
-	}
-	if externalLocal {
-		externalPolicyChain = localChain
-	}
-
 	ipKey := func(a netip.Addr, port int32) string {
 		return a.String() + " . " + proto + " . " + strconv.Itoa(int(port))
 	}
 	npKey := proto + " . " + strconv.Itoa(int(nodePort))
 
-	// Endpoint chains, shared by the cluster and local policy chains.
+	// ClientIP affinity: one timeout set per endpoint remembers its clients.
 	var affinity int32
 	if svc.Spec.SessionAffinity == v1.ServiceAffinityClientIP {
 		affinity = defaultAffinityTimeout
@@ -319,70 +352,59 @@ func (b *builder) servicePort(r *serviceRules, svc *v1.Service, clusterIP netip.
 			affinity = *c.ClientIP.TimeoutSeconds
 		}
 	}
-	sepName := func(e endpoint) string { return hashName("sep-", portKey+"/"+e.String()) }
-	affName := func(e endpoint) string {
-		// The timeout is part of the name: an nft set's timeout cannot be
-		// changed in place, so a new timeout means a new set.
-		return hashName("aff-", portKey+"/"+e.String()+"/"+strconv.Itoa(int(affinity)))
-	}
-	for _, eps := range [][]endpoint{clusterEps, localEps} {
-		for _, e := range eps {
-			name := sepName(e)
-			if _, done := r.chains[name]; done {
-				continue
-			}
-			rules := []string{
-				// Hairpin: an endpoint reaching itself through the service
-				// must be masqueraded or the reply would skip un-DNAT.
-				"ip saddr " + e.addr.String() + " jump " + chainMarkMasq,
-			}
-			if affinity > 0 {
-				set := affName(e)
-				r.sets[set] = fmt.Sprintf("{ type ipv4_addr; flags dynamic,timeout; timeout %ds; }", affinity)
-				rules = append(rules, "update @"+set+" { ip saddr }")
-			}
-			rules = append(rules, "meta l4proto "+proto+" dnat to "+e.String())
-			r.chains[name] = rules
-		}
-	}
-	dispatch := func(eps []endpoint) []string {
-		var rules []string
-		if affinity > 0 {
-			for _, e := range eps {
-				rules = append(rules, "ip saddr @"+affName(e)+" goto "+sepName(e))
-			}
-		}
-		// Pick uniformly: rule i takes 1 in (n-i) of the connections that
-		// reach it. This is iptables' statistic cascade written with
-		// numgen; a "numgen random mod n vmap { ... }" per service would
-		// be one rule, but every vmap is an anonymous set and the kernel
-		// allocates and looks up set names by walking all sets of the
-		// table: 10k services with 60k endpoints took 54 s instead of 6 s.
-		for i, e := range eps {
-			if left := len(eps) - i; left > 1 {
-				rules = append(rules, fmt.Sprintf("numgen random mod %d == 0 goto %s", left, sepName(e)))
-			} else {
-				rules = append(rules, "goto "+sepName(e))
-			}
-		}
-		return rules
-	}
-	if len(clusterEps) > 0 {
-		r.chains[clusterChain] = dispatch(clusterEps)
-	}
-	if len(localEps) > 0 {
-		r.chains[localChain] = dispatch(localEps)
-	}
 
-	// Internal traffic: the cluster IP.
-	if hasInternal {
-		if b.clusterCIDR.IsValid() {
-			// Traffic to the VIP from outside the pod network (the node
-			// itself, or a host routing the service range here) may leave
-			// for another node, so it is masqueraded to come back.
-			masq := fmt.Sprintf("ip daddr %s %s dport %d ip saddr != %s jump %s", clusterIP, proto, sp.Port, b.clusterCIDR, chainMarkMasq)
-			r.chains[internalChain] = append([]string{masq}, r.chains[internalChain]...)
+	// The chains that pick an endpoint for each policy, and the keys
+	// under which they find this Service's endpoints.
+	var clusterChain, localChain string
+	if affinity > 0 {
+		clusterChain, localChain = hashName("svc-", portKey), hashName("loc-", portKey)
+		if len(clusterEps) > 0 {
+			r.chains[clusterChain] = b.affinityRules(r, portKey, proto, affinity, clusterEps)
 		}
+		if len(localEps) > 0 {
+			r.chains[localChain] = b.affinityRules(r, portKey, proto, affinity, localEps)
+		}
+	} else {
+		clusterChain = dispatchKey{"cluster", len(clusterEps)}.chain()
+		localChain = dispatchKey{"local", len(localEps)}.chain()
+	}
+	var clusterKeys, localKeys []string // address keys
+	var clusterNP, localNP bool         // NodePort key
+	if hasInternal {
+		if internalLocal {
+			localKeys = append(localKeys, ipKey(clusterIP, sp.Port))
+		} else {
+			clusterKeys = append(clusterKeys, ipKey(clusterIP, sp.Port))
+		}
+	}
+	if external && hasEndpoints {
+		// Cluster endpoints serve external traffic under policy Cluster,
+		// and pods and the node itself under policy Local.
+		for _, a := range ext {
+			clusterKeys = append(clusterKeys, ipKey(a, sp.Port))
+			if externalLocal && hasExternal {
+				localKeys = append(localKeys, ipKey(a, sp.Port))
+			}
+		}
+		clusterNP = nodePort > 0
+		localNP = nodePort > 0 && externalLocal && hasExternal
+	}
+	if affinity == 0 {
+		r.endpointElems("cluster", clusterEps, clusterKeys, clusterNP, npKey)
+		r.endpointElems("local", localEps, localKeys, localNP, npKey)
+	}
+	internalChain, externalPolicyChain := clusterChain, clusterChain
+	if internalLocal {
+		internalChain = localChain
+	}
+	if externalLocal {
+		externalPolicyChain = localChain
+	}
+	extChain := hashName("ext-", portKey)
+
+	// Internal traffic: the cluster IP. (Its masquerade for sources
+	// outside the pod network is one rule for all, in the services chain.)
+	if hasInternal {
 		r.elem(mapServiceIPs, ipKey(clusterIP, sp.Port), "goto "+internalChain)
 	}
 
@@ -408,7 +430,7 @@ func (b *builder) servicePort(r *serviceRules, svc *v1.Service, clusterIP netip.
 		}
 		r.chains[extChain] = rules
 		for _, a := range ext {
-			r.elem(mapServiceIPs, ipKey(a, sp.Port), "goto "+extChain)
+			r.elem(mapExternalIPs, ipKey(a, sp.Port), "goto "+extChain)
 		}
 		if nodePort > 0 {
 			r.elem(mapServiceNodePorts, npKey, "goto "+extChain)
@@ -440,4 +462,54 @@ func (b *builder) servicePort(r *serviceRules, svc *v1.Service, clusterIP netip.
 			r.elem(mapNoEndpointNodePorts, npKey, externalVerdict)
 		}
 	}
+}
+
+// endpointElems adds the endpoint map elements that let the dispatch chain
+// for len(eps) find eps under each of the keys.
+func (r *serviceRules) endpointElems(policy string, eps []endpoint, keys []string, nodePort bool, npKey string) {
+	if len(eps) == 0 || len(keys) == 0 && !nodePort {
+		return
+	}
+	d := dispatchKey{policy, len(eps)}
+	r.dispatch[d] = struct{}{}
+	addrMap, portMap := d.addrMap(), d.portMap()
+	for i, e := range eps {
+		val := e.addr.String() + " . " + strconv.Itoa(int(e.port))
+		idx := " . " + strconv.Itoa(i)
+		for _, k := range keys {
+			r.elem(addrMap, k+idx, val)
+		}
+		if nodePort {
+			r.elem(portMap, npKey+idx, val)
+		}
+	}
+}
+
+// affinityRules are the rules of a Service chain with ClientIP affinity: a
+// client seen recently goes to the same endpoint, and every pick refreshes
+// its entry, so the pick is a rule per endpoint: a cascade in which rule i
+// takes 1 in (n-i) of the connections that reach it.
+func (b *builder) affinityRules(r *serviceRules, portKey, proto string, affinity int32, eps []endpoint) []string {
+	affName := func(e endpoint) string {
+		// The timeout is part of the name: an nft set's timeout cannot be
+		// changed in place, so a new timeout means a new set.
+		return hashName("aff-", portKey+"/"+e.String()+"/"+strconv.Itoa(int(affinity)))
+	}
+	// "meta l4proto" is repeated in every DNAT rule: nft only accepts a
+	// port in "dnat to" after a transport protocol match in the same rule.
+	l4 := "meta l4proto " + proto + " "
+	dnat := func(e endpoint) string { return "update @" + affName(e) + " { ip saddr } dnat to " + e.String() }
+	var rules []string
+	for _, e := range eps {
+		r.sets[affName(e)] = fmt.Sprintf("{ type ipv4_addr; flags dynamic,timeout; timeout %ds; }", affinity)
+		rules = append(rules, "ip saddr @"+affName(e)+" "+l4+dnat(e))
+	}
+	for i, e := range eps {
+		if left := len(eps) - i; left > 1 {
+			rules = append(rules, fmt.Sprintf("%snumgen random mod %d == 0 %s", l4, left, dnat(e)))
+		} else {
+			rules = append(rules, l4+dnat(e))
+		}
+	}
+	return rules
 }

@@ -60,22 +60,23 @@ func testSlice(ns, svc, name string, port int32, eps ...epSpec) *discovery.Endpo
 }
 
 // expand replaces {svc}, {ext}, {loc} with the chain names of ns/web's tcp
-// port "http", {sep:IP} with the endpoint chain of IP:8080 and {aff:IP:T}
-// with its affinity set for timeout T.
+// port "http" and {aff:IP:T} with the affinity set of IP:8080 for timeout T.
 func expand(s string) string {
 	key := "ns/web/tcp/http"
 	s = strings.NewReplacer("{svc}", hashName("svc-", key), "{ext}", hashName("ext-", key), "{loc}", hashName("loc-", key)).Replace(s)
-	s = regexp.MustCompile(`\{sep:([0-9.]+)\}`).ReplaceAllStringFunc(s, func(m string) string {
-		return hashName("sep-", key+"/"+m[5:len(m)-1]+":8080")
-	})
 	return regexp.MustCompile(`\{aff:([0-9.]+):(\d+)\}`).ReplaceAllStringFunc(s, func(m string) string {
 		parts := strings.Split(m[5:len(m)-1], ":")
 		return hashName("aff-", key+"/"+parts[0]+":8080/"+parts[1])
 	})
 }
 
+// render writes r as a first sync would, with the dispatch chains it uses.
 func render(r *serviceRules) string {
 	var w strings.Builder
+	for _, d := range sortedDispatch(r.dispatch) {
+		writeDispatchMaps(&w, "t", d)
+		writeDispatchChain(&w, "t", d)
+	}
 	writeDiff(&w, "t", nil, r)
 	return w.String()
 }
@@ -100,28 +101,30 @@ func TestServiceRules(t *testing.T) {
 		svc:  testService(),
 		eps:  two,
 		want: []string{
-			"add element ip t service-ips { 10.43.0.10 . tcp . 80 : goto {svc} }",
-			"add rule ip t {svc} ip daddr 10.43.0.10 tcp dport 80 ip saddr != 10.42.0.0/16 jump mark-for-masquerade",
-			"add rule ip t {svc} numgen random mod 2 == 0 goto {sep:10.42.1.1}\nadd rule ip t {svc} goto {sep:10.42.2.1}\n",
-			"add rule ip t {sep:10.42.1.1} ip saddr 10.42.1.1 jump mark-for-masquerade",
-			"add rule ip t {sep:10.42.1.1} meta l4proto tcp dnat to 10.42.1.1:8080",
-			"add rule ip t {sep:10.42.2.1} meta l4proto tcp dnat to 10.42.2.1:8080",
+			"add element ip t service-ips { 10.43.0.10 . tcp . 80 : goto dispatch-cluster-2 }",
+			"add map ip t endpoints-cluster-2 { typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport; }\n",
+			"add rule ip t dispatch-cluster-2 meta l4proto tcp dnat ip addr . port to ip daddr . meta l4proto . th dport . numgen random mod 2 map @endpoints-cluster-2\n",
+			"add rule ip t dispatch-cluster-2 meta l4proto udp dnat ip addr . port to meta l4proto . th dport . numgen random mod 2 map @endpoints-np-cluster-2\n",
+			"add element ip t endpoints-cluster-2 { 10.43.0.10 . tcp . 80 . 0 : 10.42.1.1 . 8080 }\n" +
+				"add element ip t endpoints-cluster-2 { 10.43.0.10 . tcp . 80 . 1 : 10.42.2.1 . 8080 }\n",
 		},
-		notWant: []string{"service-nodeports", "no-endpoint", "{ext}", "{loc}", "update @"},
+		// The masquerade of non-pod sources is one rule in the base chains.
+		notWant: []string{"service-nodeports", "no-endpoint", "{ext}", "local", "update @", "saddr", "{svc}", "element ip t endpoints-np"},
 	}, {
-		name:    "single endpoint needs no numgen",
-		svc:     testService(),
-		eps:     two[:1],
-		want:    []string{"add rule ip t {svc} goto {sep:10.42.1.1}\n"},
-		notWant: []string{"numgen"},
+		name: "single endpoint",
+		svc:  testService(),
+		eps:  two[:1],
+		want: []string{"add element ip t endpoints-cluster-1 { 10.43.0.10 . tcp . 80 . 0 : 10.42.1.1 . 8080 }\n",
+			"numgen random mod 1 map @endpoints-cluster-1\n"},
 	}, {
 		name: "NodePort masquerades external traffic",
 		svc:  testService(nodePort),
 		eps:  two,
 		want: []string{
 			"add element ip t service-nodeports { tcp . 30080 : goto {ext} }",
-			"add element ip t service-ips { 10.43.0.10 . tcp . 80 : goto {svc} }",
-			"add rule ip t {ext} jump mark-for-masquerade\nadd rule ip t {ext} goto {svc}\n",
+			"add element ip t service-ips { 10.43.0.10 . tcp . 80 : goto dispatch-cluster-2 }",
+			"add rule ip t {ext} jump mark-for-masquerade\nadd rule ip t {ext} goto dispatch-cluster-2\n",
+			"add element ip t endpoints-np-cluster-2 { tcp . 30080 . 1 : 10.42.2.1 . 8080 }\n",
 		},
 		notWant: []string{"fib saddr"},
 	}, {
@@ -134,9 +137,11 @@ func TestServiceRules(t *testing.T) {
 		}),
 		eps: two,
 		want: []string{
-			"add element ip t service-ips { 192.0.2.10 . tcp . 80 : goto {ext} }",
-			"add element ip t service-ips { 198.51.100.7 . tcp . 80 : goto {ext} }",
+			"add element ip t external-ips { 192.0.2.10 . tcp . 80 : goto {ext} }",
+			"add element ip t external-ips { 198.51.100.7 . tcp . 80 : goto {ext} }",
 			"add element ip t service-nodeports { tcp . 30080 : goto {ext} }",
+			"add element ip t endpoints-cluster-2 { 192.0.2.10 . tcp . 80 . 1 : 10.42.2.1 . 8080 }",
+			"add element ip t endpoints-cluster-2 { 198.51.100.7 . tcp . 80 . 0 : 10.42.1.1 . 8080 }",
 		},
 		notWant: []string{"192.0.2.11", "2001:db8"},
 	}, {
@@ -144,14 +149,15 @@ func TestServiceRules(t *testing.T) {
 		svc:  testService(nodePort, etpLocal),
 		eps:  two,
 		want: []string{
-			"add rule ip t {ext} ip saddr 10.42.0.0/16 goto {svc}\n" +
+			"add rule ip t {ext} ip saddr 10.42.0.0/16 goto dispatch-cluster-2\n" +
 				"add rule ip t {ext} fib saddr type local jump mark-for-masquerade\n" +
-				"add rule ip t {ext} fib saddr type local goto {svc}\n" +
-				"add rule ip t {ext} goto {loc}\n",
-			"add rule ip t {loc} goto {sep:10.42.1.1}\n",
-			"add element ip t service-ips { 10.43.0.10 . tcp . 80 : goto {svc} }",
+				"add rule ip t {ext} fib saddr type local goto dispatch-cluster-2\n" +
+				"add rule ip t {ext} goto dispatch-local-1\n",
+			"add element ip t endpoints-np-local-1 { tcp . 30080 . 0 : 10.42.1.1 . 8080 }\n",
+			"add element ip t endpoints-np-cluster-2 { tcp . 30080 . 1 : 10.42.2.1 . 8080 }\n",
+			"add element ip t service-ips { 10.43.0.10 . tcp . 80 : goto dispatch-cluster-2 }",
 		},
-		notWant: []string{"add rule ip t {ext} jump mark-for-masquerade", "{loc} goto {sep:10.42.2.1}", "drop"},
+		notWant: []string{"add rule ip t {ext} jump mark-for-masquerade", "local-1 { tcp . 30080 . 1", "local-1 { 10.43.0.10", "drop"},
 	}, {
 		name: "externalTrafficPolicy Local without local endpoints drops external traffic",
 		svc:  testService(nodePort, etpLocal),
@@ -159,22 +165,22 @@ func TestServiceRules(t *testing.T) {
 		want: []string{
 			"add element ip t no-endpoint-nodeports { tcp . 30080 : drop }",
 			"add element ip t service-nodeports { tcp . 30080 : goto {ext} }",
-			"add rule ip t {ext} fib saddr type local goto {svc}\n",
-			"add element ip t service-ips { 10.43.0.10 . tcp . 80 : goto {svc} }",
+			"add rule ip t {ext} fib saddr type local goto dispatch-cluster-1\n",
+			"add element ip t service-ips { 10.43.0.10 . tcp . 80 : goto dispatch-cluster-1 }",
 		},
-		notWant: []string{"goto {loc}", "add chain ip t {loc}", "reject"},
+		notWant: []string{"local-", "reject"},
 	}, {
 		name:    "internalTrafficPolicy Local uses only local endpoints",
 		svc:     testService(itpLocal),
 		eps:     two,
-		want:    []string{"add element ip t service-ips { 10.43.0.10 . tcp . 80 : goto {loc} }", "add rule ip t {loc} goto {sep:10.42.1.1}\n"},
-		notWant: []string{"{sep:10.42.2.1}", "add chain ip t {svc}"},
+		want:    []string{"add element ip t service-ips { 10.43.0.10 . tcp . 80 : goto dispatch-local-1 }", "add element ip t endpoints-local-1 { 10.43.0.10 . tcp . 80 . 0 : 10.42.1.1 . 8080 }\n"},
+		notWant: []string{"10.42.2.1", "cluster"},
 	}, {
 		name:    "internalTrafficPolicy Local without local endpoints drops",
 		svc:     testService(itpLocal),
 		eps:     two[1:],
 		want:    []string{"add element ip t no-endpoint-services { 10.43.0.10 . tcp . 80 : drop }"},
-		notWant: []string{"service-ips", "add chain"},
+		notWant: []string{"service-ips", "add chain", "dispatch"},
 	}, {
 		name: "no endpoints rejects on every address",
 		svc:  testService(nodePort, func(s *v1.Service) { s.Spec.ExternalIPs = []string{"198.51.100.7"} }),
@@ -189,13 +195,13 @@ func TestServiceRules(t *testing.T) {
 		svc:  testService(),
 		eps: []epSpec{{ip: "10.42.1.1"}, {ip: "10.42.2.1", serving: true, terminating: true},
 			{ip: "10.42.3.1", terminating: true}},
-		want:    []string{"add rule ip t {svc} goto {sep:10.42.2.1}\n"},
+		want:    []string{"add element ip t endpoints-cluster-1 { 10.43.0.10 . tcp . 80 . 0 : 10.42.2.1 . 8080 }\n"},
 		notWant: []string{"10.42.1.1", "10.42.3.1", "reject"},
 	}, {
 		name:    "ready endpoints win over terminating ones",
 		svc:     testService(),
 		eps:     []epSpec{readyEp("10.42.1.1", ""), {ip: "10.42.2.1", serving: true, terminating: true}},
-		want:    []string{"add rule ip t {svc} goto {sep:10.42.1.1}\n"},
+		want:    []string{"add element ip t endpoints-cluster-1 { 10.43.0.10 . tcp . 80 . 0 : 10.42.1.1 . 8080 }\n"},
 		notWant: []string{"10.42.2.1"},
 	}, {
 		name:    "terminating endpoints that do not serve are not used",
@@ -212,11 +218,14 @@ func TestServiceRules(t *testing.T) {
 		eps: two,
 		want: []string{
 			"add set ip t {aff:10.42.1.1:60} { type ipv4_addr; flags dynamic,timeout; timeout 60s; }",
-			"add rule ip t {svc} ip saddr @{aff:10.42.1.1:60} goto {sep:10.42.1.1}\n" +
-				"add rule ip t {svc} ip saddr @{aff:10.42.2.1:60} goto {sep:10.42.2.1}\n" +
-				"add rule ip t {svc} numgen random mod 2 == 0",
-			"add rule ip t {sep:10.42.1.1} update @{aff:10.42.1.1:60} { ip saddr }\nadd rule ip t {sep:10.42.1.1} meta l4proto tcp dnat",
+			"add rule ip t {svc} ip saddr @{aff:10.42.1.1:60} meta l4proto tcp update @{aff:10.42.1.1:60} { ip saddr } dnat to 10.42.1.1:8080\n" +
+				"add rule ip t {svc} ip saddr @{aff:10.42.2.1:60} meta l4proto tcp update @{aff:10.42.2.1:60} { ip saddr } dnat to 10.42.2.1:8080\n" +
+				"add rule ip t {svc} meta l4proto tcp numgen random mod 2 == 0 update @{aff:10.42.1.1:60} { ip saddr } dnat to 10.42.1.1:8080\n" +
+				"add rule ip t {svc} meta l4proto tcp update @{aff:10.42.2.1:60} { ip saddr } dnat to 10.42.2.1:8080\n",
+			"add element ip t service-ips { 10.43.0.10 . tcp . 80 : goto {svc} }",
 		},
+		// Each pick refreshes the client's entry: no shared dispatch.
+		notWant: []string{"dispatch", "endpoints-"},
 	}, {
 		name:    "headless services are ignored",
 		svc:     testService(func(s *v1.Service) { s.Spec.ClusterIP, s.Spec.ClusterIPs = "None", []string{"None"} }),
@@ -234,9 +243,9 @@ func TestServiceRules(t *testing.T) {
 		eps:     two,
 		notWant: []string{"add"},
 	}}
-	b := builder{nodeName: "n1", clusterCIDR: netip.MustParsePrefix("10.42.0.0/16")}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			b := builder{nodeName: "n1", clusterCIDR: netip.MustParsePrefix("10.42.0.0/16")}
 			var sl []*discovery.EndpointSlice
 			if len(tc.eps) > 0 {
 				sl = append(sl, testSlice("ns", "web", "web-1", 8080, tc.eps...))
@@ -277,12 +286,12 @@ func TestEndpointPortMatching(t *testing.T) {
 	v6.Ports = sl.Ports
 	got := render((&builder{}).service(svc, []*discovery.EndpointSlice{sl, v6}))
 	for _, w := range []string{
-		"service-ips { 10.43.0.10 . udp . 53 : goto " + hashName("svc-", "ns/web/udp/dns") + " }",
-		"service-ips { 10.43.0.10 . tcp . 53 : goto " + hashName("svc-", "ns/web/tcp/dns-tcp") + " }",
-		"service-ips { 10.43.0.10 . sctp . 9 : goto ",
-		"meta l4proto udp dnat to 10.42.1.1:5353",
-		"meta l4proto tcp dnat to 10.42.1.1:5354",
-		"meta l4proto sctp dnat to 10.42.1.1:9999",
+		"service-ips { 10.43.0.10 . udp . 53 : goto dispatch-cluster-1 }",
+		"service-ips { 10.43.0.10 . tcp . 53 : goto dispatch-cluster-1 }",
+		"service-ips { 10.43.0.10 . sctp . 9 : goto dispatch-cluster-1 }",
+		"endpoints-cluster-1 { 10.43.0.10 . udp . 53 . 0 : 10.42.1.1 . 5353 }",
+		"endpoints-cluster-1 { 10.43.0.10 . tcp . 53 . 0 : 10.42.1.1 . 5354 }",
+		"endpoints-cluster-1 { 10.43.0.10 . sctp . 9 . 0 : 10.42.1.1 . 9999 }",
 	} {
 		if !strings.Contains(got, w) {
 			t.Errorf("missing %q in:\n%s", w, got)
