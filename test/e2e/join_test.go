@@ -61,18 +61,7 @@ func TestAgentJoin(t *testing.T) {
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
 	}
-	stopAgent := func() {
-		_ = agent.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { agent.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			agent.Process.Kill()
-			<-done
-			t.Error("agent did not stop within 15s of SIGTERM")
-		}
-	}
+	stopAgent := func() { stopAgentProcess(t, agent) }
 	k := srv.kubectl(t)
 	waitFor(t, 60*time.Second, "joined node Ready", func() (bool, string) {
 		r := k.run(t, "get", "node", "e2e-worker", "--no-headers")
@@ -121,6 +110,21 @@ func TestAgentJoin(t *testing.T) {
 		}
 		return len(list.Items) == 0, strings.Repeat("sandbox left\n", len(list.Items))
 	})
+}
+
+// stopAgentProcess sends an agent SIGTERM and requires it to stop within
+// 15 s (then kills it).
+func stopAgentProcess(t *testing.T, agent *exec.Cmd) {
+	_ = agent.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { agent.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		agent.Process.Kill()
+		<-done
+		t.Error("agent did not stop within 15s of SIGTERM")
+	}
 }
 
 // logFile is a file in the test's temporary directory for a process's

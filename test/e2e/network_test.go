@@ -40,22 +40,7 @@ func testNetwork(t *testing.T, k *kubectl, ports networkPorts) {
 	nodeIP := k.ok(t, "get", "node", "e2e-node", "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`)
 
 	// Two web pods answering with their own name, and a client pod.
-	k.okStdin(t, `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: busybox:1.36
-        command: [sh, -c, "mkdir /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
-        ports: [{name: http, containerPort: 8080}]
-        readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
-`, n("apply", "-f", "-")...)
+	k.okStdin(t, webDeployment(""), n("apply", "-f", "-")...)
 	k.ok(t, n("run", "client", "--image=busybox:1.36", "--labels=role=client", "--", "sleep", "3600")...)
 	k.ok(t, n("run", "stranger", "--image=busybox:1.36", "--", "sleep", "3600")...)
 	k.ok(t, n("rollout", "status", "deployment/web", "--timeout=55s")...)
@@ -238,6 +223,28 @@ spec:
 		k.ok(t, n("delete", "networkpolicy", "deny-web", "allow-clients")...)
 		waitFromPod("the stranger once the policies are gone", "stranger", "web", "80")
 	})
+}
+
+// webDeployment is a Deployment of two busybox httpd pods that answer
+// GET / with their own name on port 8080 (named http); spec is added to
+// the pod spec.
+func webDeployment(spec string) string {
+	return `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+` + spec + `      containers:
+      - name: web
+        image: busybox:1.36
+        command: [sh, -c, "mkdir /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+`
 }
 
 // httpOverNC is a shell command that GETs / from host:port with busybox

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -72,16 +71,7 @@ func TestTwoNodes(t *testing.T) {
 		k := srv.kubectl(t)
 		k.run(t, "delete", "namespace", "node", "--wait=true", "--timeout=55s")
 		drainSandboxes(t, containerd.Layout{Dir: filepath.Join(agentDir, "containerd")}.Endpoint())
-		_ = agent.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { agent.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			agent.Process.Kill()
-			<-done
-			t.Error("agent did not stop within 15s of SIGTERM")
-		}
+		stopAgentProcess(t, agent)
 	}()
 
 	k := srv.kubectl(t)
@@ -98,23 +88,9 @@ func TestTwoNodes(t *testing.T) {
 	n := func(args ...string) []string { return append([]string{"-n", "node"}, args...) }
 
 	// One web pod per node (topology spread), and a client on each node.
-	k.okStdin(t, `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      topologySpreadConstraints:
+	k.okStdin(t, webDeployment(`      topologySpreadConstraints:
       - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: web}}}
-      containers:
-      - name: web
-        image: busybox:1.36
-        command: [sh, -c, "mkdir /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
-        readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
----
+`)+`---
 apiVersion: v1
 kind: Pod
 metadata: {name: client-a}
