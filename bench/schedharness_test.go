@@ -1,0 +1,457 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/lotse/lotse/internal/scheduler"
+	fw "github.com/lotse/lotse/internal/scheduler/framework"
+	"github.com/lotse/lotse/internal/scheduler/plugins"
+	"github.com/lotse/lotse/internal/testserver"
+)
+
+// The scheduler benchmarks (issue 4) share this harness: a control plane
+// with no scheduler and no controller that could touch nodes or pods,
+// simulated nodes written straight through the API, a backlog of pending
+// pods, and a clock that runs from starting a scheduler to the last pod
+// seen bound by a watch.
+
+// bindConcurrency is the scheduler's default number of bind calls in
+// flight; the bind-only baseline uses the same.
+const bindConcurrency = 64
+
+// benchScale reads LOTSE_BENCH_SCALE, a factor applied to every node and
+// pod count of the scheduler benchmarks (default 1). LOTSE_BENCH_SCALE=0.05
+// runs the 10,000-pod figure with 500 pods on 250 nodes: a check that the
+// benchmark works, not a figure.
+func benchScale(b *testing.B) float64 {
+	b.Helper()
+	v := os.Getenv("LOTSE_BENCH_SCALE")
+	if v == "" {
+		return 1
+	}
+	s, err := strconv.ParseFloat(v, 64)
+	if err != nil || s <= 0 || s > 1 {
+		b.Fatalf("LOTSE_BENCH_SCALE=%q: want a number in (0, 1]", v)
+	}
+	return s
+}
+
+func scaled(n int, s float64) int { return max(int(math.Round(float64(n)*s)), 1) }
+
+// schedWorkload describes one scheduler benchmark.
+type schedWorkload struct {
+	nodes, pods int
+	// pod returns pending pod i of namespace ns.
+	pod func(ns string, i, nodes int) *corev1.Pod
+	// bindTarget is where the bind-only baseline puts the k-th pod it
+	// binds: round-robin, or the node the pod is pinned to.
+	bindTarget func(p *corev1.Pod, k, nodes int) string
+	// memGB is what the run needs at full scale, checked against
+	// MemAvailable before starting.
+	memGB float64
+}
+
+// schedCluster is the control plane of one scheduler benchmark.
+type schedCluster struct {
+	srv *testserver.Server
+	// client has no client-side rate limit (the server is measured) and
+	// shares one HTTP/2 connection, as a scheduler process would.
+	client kubernetes.Interface
+	// conns are the creating workers' own connections.
+	conns []kubernetes.Interface
+	// probe is a separate connection, like a user's kubectl.
+	probe kubernetes.Interface
+	nodes []*corev1.Node // as created, for the decision replay
+}
+
+func startSchedCluster(b *testing.B) *schedCluster {
+	b.Helper()
+	// Only the namespace controller: above all no node lifecycle
+	// controller, which would taint the heartbeat-less nodes, and no
+	// pod GC or workload controllers.
+	srv := testserver.Start(b, testserver.Options{DisableScheduler: true, Controllers: []string{"namespace"}})
+	cfg := rest.CopyConfig(srv.Config)
+	cfg.QPS, cfg.Burst = -1, 0
+	own := func() kubernetes.Interface {
+		c := rest.CopyConfig(cfg)
+		// A custom dialer opts out of client-go's shared transport.
+		c.Dial = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+		return kubernetes.NewForConfigOrDie(c)
+	}
+	c := &schedCluster{srv: srv, client: kubernetes.NewForConfigOrDie(cfg), probe: own()}
+	for range workers {
+		c.conns = append(c.conns, own())
+	}
+	return c
+}
+
+func schedNodeName(i int) string { return fmt.Sprintf("node-%05d", i) }
+
+// createNodes writes n Ready nodes with room for 110 pods, as a kubelet
+// would register them, without any kubelet behind them.
+func (c *schedCluster) createNodes(b *testing.B, n int) {
+	b.Helper()
+	ctx := b.Context()
+	c.nodes = make([]*corev1.Node, n)
+	alloc := corev1.ResourceList{
+		corev1.ResourceCPU: resource.MustParse("32"), corev1.ResourceMemory: resource.MustParse("256Gi"),
+		corev1.ResourcePods: resource.MustParse("110"), corev1.ResourceEphemeralStorage: resource.MustParse("500Gi"),
+	}
+	parallel(b, n, func(w, i int) error {
+		name := schedNodeName(i)
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+			"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+			"topology.kubernetes.io/zone": fmt.Sprintf("zone-%d", i%3),
+		}}}
+		created, err := c.conns[w].CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		now := metav1.Now()
+		created.Status = corev1.NodeStatus{
+			Capacity: alloc, Allocatable: alloc,
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
+				LastHeartbeatTime: now, LastTransitionTime: now}},
+		}
+		created, err = c.conns[w].CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		c.nodes[i] = created
+		return err
+	})
+}
+
+// createPods creates namespace ns and n pending pods in it with 16
+// concurrent clients.
+func (c *schedCluster) createPods(b *testing.B, ns string, wl schedWorkload) {
+	b.Helper()
+	ctx := b.Context()
+	if _, err := c.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	parallel(b, wl.pods, func(w, i int) error {
+		_, err := c.conns[w].CoreV1().Pods(ns).Create(ctx, wl.pod(ns, i, wl.nodes), metav1.CreateOptions{})
+		return err
+	})
+}
+
+// latencies collects the durations of one kind of API call.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) since(start time.Time) {
+	d := time.Since(start)
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.mu.Unlock()
+}
+
+// quantile returns the q-quantile (0 < q <= 1), 0 if nothing was recorded.
+func (l *latencies) quantile(q float64) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), l.d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[min(int(math.Ceil(q*float64(len(s))))-1, len(s)-1)]
+}
+
+// bindRun is what one timed phase measured: time to the last bind seen
+// by a watch, and client-side latencies of the binds and of the probes.
+type bindRun struct {
+	elapsed         time.Duration
+	bind, get, list latencies
+	bindErrs        atomic.Int64
+	probeErrs       atomic.Int64
+	pods            int
+}
+
+func (r *bindRun) rate() float64 { return float64(r.pods) / r.elapsed.Seconds() }
+
+// timeToBind starts run and returns once a watch on ns has seen all n
+// pods bound. Meanwhile a probe, on a connection of its own, GETs a node
+// and a pod and LISTs 500 pods of ns (kubectl's page size) in a loop, to
+// see what API latency a user gets while the backlog is being bound.
+func (c *schedCluster) timeToBind(b *testing.B, ns string, n int, run func(ctx context.Context, r *bindRun)) *bindRun {
+	b.Helper()
+	ctx, cancel := context.WithCancel(b.Context())
+	defer cancel()
+	pods := c.client.CoreV1().Pods(ns)
+	head, err := pods.List(ctx, metav1.ListOptions{Limit: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := &bindRun{pods: n}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { countBound(ctx, b, pods, head.ResourceVersion, n, done) })
+	wg.Go(func() { c.probeLoop(ctx, ns, head.Items[0].Name, r) })
+	start := time.Now()
+	wg.Go(func() { run(ctx, r) })
+	// Generous, so that a slow scheduler yields a figure rather than a
+	// failure: 20 pods/s still finishes.
+	timeout := 10*time.Minute + time.Duration(n)*50*time.Millisecond
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		cancel()
+		wg.Wait()
+		b.Fatalf("%s: not all %d pods bound after %v", ns, n, timeout)
+	}
+	r.elapsed = time.Since(start)
+	cancel()
+	wg.Wait()
+	return r
+}
+
+// countBound watches ns from rv and closes done once n distinct pods have
+// been seen with spec.nodeName. It keeps names only, not pods, so that
+// the 150,000-pod run does not hold another copy of every pod.
+func countBound(ctx context.Context, b *testing.B, pods interface {
+	Watch(context.Context, metav1.ListOptions) (watch.Interface, error)
+}, rv string, n int, done chan struct{}) {
+	bound := make(map[string]struct{}, n)
+	for ctx.Err() == nil {
+		w, err := pods.Watch(ctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
+		if err != nil {
+			if ctx.Err() == nil {
+				b.Errorf("watch: %v", err)
+			}
+			return
+		}
+		for ev := range w.ResultChan() {
+			if ev.Type == watch.Error {
+				b.Errorf("watch error: %v", ev.Object)
+				w.Stop()
+				return
+			}
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok {
+				continue
+			}
+			rv = p.ResourceVersion // resume here if the server ends the watch
+			if p.Spec.NodeName == "" {
+				continue
+			}
+			if _, dup := bound[p.Name]; !dup {
+				bound[p.Name] = struct{}{}
+				if len(bound) == n {
+					close(done)
+					w.Stop()
+					return
+				}
+			}
+		}
+		w.Stop()
+	}
+}
+
+// probeLoop is a user's view of the API during the run; a call every
+// 50 ms, so that it measures rather than adds load.
+func (c *schedCluster) probeLoop(ctx context.Context, ns, pod string, r *bindRun) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for k := 0; ; k++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		start := time.Now()
+		var err error
+		switch k % 3 {
+		case 0:
+			_, err = c.probe.CoreV1().Nodes().Get(ctx, schedNodeName(k%len(c.nodes)), metav1.GetOptions{})
+			if err == nil {
+				r.get.since(start)
+			}
+		case 1:
+			_, err = c.probe.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+			if err == nil {
+				r.get.since(start)
+			}
+		case 2:
+			_, err = c.probe.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{Limit: 500})
+			if err == nil {
+				r.list.since(start)
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			r.probeErrs.Add(1)
+		}
+	}
+}
+
+// timedBinder is the scheduler's own bind (a pods/binding create, as the
+// default binder does) with its latency recorded.
+type timedBinder struct {
+	client kubernetes.Interface
+	r      *bindRun
+}
+
+func (t timedBinder) Bind(ctx context.Context, pod *corev1.Pod, node string) error {
+	return bindPod(ctx, t.client, pod, node, t.r)
+}
+
+func (t timedBinder) Preempt(context.Context, *corev1.Pod, string, []*corev1.Pod) error {
+	return fmt.Errorf("bench: preemption is not expected here (every pod fits)")
+}
+
+func bindPod(ctx context.Context, c kubernetes.Interface, pod *corev1.Pod, node string, r *bindRun) error {
+	binding := &corev1.Binding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
+		Target:     corev1.ObjectReference{Kind: "Node", Name: node},
+	}
+	start := time.Now()
+	err := c.CoreV1().Pods(pod.Namespace).Bind(ctx, binding, metav1.CreateOptions{})
+	if err != nil {
+		if ctx.Err() == nil {
+			r.bindErrs.Add(1)
+		}
+		return err
+	}
+	r.bind.since(start)
+	return nil
+}
+
+// runScheduler runs lotse's scheduler with its defaults (events and the
+// PodScheduled reporter included) until ctx ends.
+func (c *schedCluster) runScheduler(b *testing.B) func(ctx context.Context, r *bindRun) {
+	return func(ctx context.Context, r *bindRun) {
+		s, err := scheduler.New(scheduler.Config{
+			Client: c.client, Binder: timedBinder{client: c.client, r: r},
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		if err := s.Run(ctx); err != nil {
+			b.Error(err)
+		}
+	}
+}
+
+// bindOnly is the baseline: a "scheduler" that reads the pending pods
+// (paged LISTs, as an informer's first list) and binds each where
+// wl.bindTarget says, with the scheduler's bind concurrency, without
+// filtering, scoring, a queue or events.
+func (c *schedCluster) bindOnly(b *testing.B, ns string, wl schedWorkload) func(ctx context.Context, r *bindRun) {
+	return func(ctx context.Context, r *bindRun) {
+		pending := make(chan *corev1.Pod, 1000)
+		var wg sync.WaitGroup
+		var next atomic.Int64
+		for range bindConcurrency {
+			wg.Go(func() {
+				for p := range pending {
+					_ = bindPod(ctx, c.client, p, wl.bindTarget(p, int(next.Add(1)-1), wl.nodes), r)
+				}
+			})
+		}
+		opts := metav1.ListOptions{Limit: 500}
+		for ctx.Err() == nil {
+			l, err := c.client.CoreV1().Pods(ns).List(ctx, opts)
+			if err != nil {
+				if ctx.Err() == nil {
+					b.Error(err)
+				}
+				break
+			}
+			for i := range l.Items {
+				pending <- &l.Items[i]
+			}
+			if opts.Continue = l.Continue; opts.Continue == "" {
+				break
+			}
+		}
+		close(pending)
+		wg.Wait()
+	}
+}
+
+// replayDecisions times the scheduler's decisions alone: the same
+// snapshot update, filter, score and assume steps its loop runs for each
+// pod, on the same nodes and pods, in memory, with no API calls and no
+// contention from the server. It is the CPU a decision costs; the
+// share of the scheduler phase it amounts to is "scheduling work".
+func (c *schedCluster) replayDecisions(wl schedWorkload) (time.Duration, error) {
+	cache := scheduler.NewCache()
+	for _, n := range c.nodes {
+		cache.AddNode(n)
+	}
+	alg := scheduler.NewAlgorithm(plugins.DefaultFilters(), plugins.AllScores(), plugins.DefaultScoreWeights(), 0, 1)
+	var snap *fw.Snapshot
+	var gen int64
+	var total time.Duration
+	for i := range wl.pods {
+		p := wl.pod("replay", i, wl.nodes)
+		p.UID = types.UID(fmt.Sprintf("replay-%d", i))
+		start := time.Now()
+		info := fw.NewPodInfo(p)
+		snap = cache.UpdateSnapshot(snap, &gen)
+		node, err := alg.Schedule(info, snap)
+		if err != nil {
+			return 0, fmt.Errorf("replay pod %d: %w", i, err)
+		}
+		cache.AssumePod(info, node)
+		total += time.Since(start)
+	}
+	return total, nil
+}
+
+// checkMemory skips the benchmark when the machine lacks the memory the
+// workload needs at this scale, with a quarter again as headroom.
+func checkMemory(b *testing.B, needGB float64) {
+	b.Helper()
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			if have := kb / (1 << 20); have < needGB*1.25 {
+				b.Skipf("needs about %.1f GB, %.1f GB available", needGB, have)
+			}
+		}
+	}
+}
+
+// peakRSSMB is this process's high-water mark of resident memory: the
+// server, etcd, the scheduler and the clients together.
+func peakRSSMB() float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
