@@ -45,9 +45,10 @@ func (a *Agent) podStatus(pod *corev1.Pod, rt podRuntime, state *podState) corev
 		cs := a.containerStatus(pod, c, rt, state, "PodInitializing")
 		done := cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
 		if isSidecar(c) {
-			// Its part of initialization is to have started; its
-			// readiness is its own.
-			done = cs.State.Running != nil && cs.Started != nil && *cs.Started
+			// Its part of initialization is to have started once; its
+			// readiness is its own, and stopping it when the pod
+			// completes (or a crash and restart) does not undo it.
+			done = sidecarHasStarted(cs)
 		} else {
 			cs.Ready = done
 		}
@@ -224,6 +225,18 @@ func logTail(path string, lines int64, limit int64) string {
 // podPhase follows upstream's rules: Pending until every container has
 // started, Running while any runs or will restart, then Succeeded or
 // Failed by exit codes and the restart policy.
+// sidecarHasStarted reports whether a sidecar has been started at least
+// once: it runs and passed its startup probe, or it ran and ended.
+func sidecarHasStarted(cs corev1.ContainerStatus) bool {
+	if cs.State.Running != nil {
+		return cs.Started != nil && *cs.Started
+	}
+	if t := cs.State.Terminated; t != nil && !t.StartedAt.IsZero() {
+		return true
+	}
+	return cs.LastTerminationState.Terminated != nil
+}
+
 func podPhase(pod *corev1.Pod, statuses []corev1.ContainerStatus, initDone, initFailed bool) corev1.PodPhase {
 	if initFailed {
 		return corev1.PodFailed

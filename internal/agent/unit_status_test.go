@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/utils/ptr"
 )
 
 // newTestAgent is an Agent with no API server and no runtime: enough for
@@ -567,5 +568,29 @@ func TestUnixTime(t *testing.T) {
 	got := unixTime(tStart.UnixNano())
 	if !got.Time.Equal(tStart.Truncate(time.Second)) {
 		t.Errorf("unixTime = %v, want %v", got, tStart.Truncate(time.Second))
+	}
+}
+
+func TestSidecarHasStarted(t *testing.T) {
+	started := metav1.NewTime(time.Unix(1700000000, 0))
+	tests := []struct {
+		name string
+		cs   corev1.ContainerStatus
+		want bool
+	}{
+		{"waiting to start", corev1.ContainerStatus{State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}, false},
+		{"running, startup probe pending", corev1.ContainerStatus{State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, Started: ptr.To(false)}, false},
+		{"running and started", corev1.ContainerStatus{State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, Started: ptr.To(true)}, true},
+		{"stopped when the pod completed", corev1.ContainerStatus{State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 143, Reason: "Error", StartedAt: started}}}, true},
+		{"restarting after a crash", corev1.ContainerStatus{State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
+			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, StartedAt: started}}}, true},
+		{"failed before it ever ran", corev1.ContainerStatus{State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 128, Reason: "StartError"}}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := sidecarHasStarted(tt.cs); got != tt.want {
+				t.Errorf("sidecarHasStarted = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
