@@ -123,6 +123,12 @@ func (a *Algorithm) Schedule(pod *fw.PodInfo, nodes fw.NodeLister) (string, erro
 			return "", fmt.Errorf("prefilter %s: %s", pf.Name(), st.Message())
 		}
 	}
+	if names := plugins.NodeNames(pod.Pod); names != nil {
+		if node, ok := a.scheduleAmong(state, pod, nodes, names); ok {
+			return node, nil
+		}
+		// None of them fits: the pass over all nodes below says why.
+	}
 	want := a.numFeasibleNodesToFind(len(all))
 	feasible := make([]*fw.NodeInfo, 0, min(want, len(all)))
 	fitErr := &FitError{NumAllNodes: len(all), Reasons: map[string]int{}, NodeStatuses: map[string]*fw.Status{}}
@@ -151,6 +157,24 @@ func (a *Algorithm) Schedule(pod *fw.PodInfo, nodes fw.NodeLister) (string, erro
 	}
 	totals := a.score(state, pod, feasible)
 	return a.selectHost(feasible, totals), nil
+}
+
+// scheduleAmong picks the best of the named nodes that pass the filters;
+// ok is false when none does.
+func (a *Algorithm) scheduleAmong(state *fw.CycleState, pod *fw.PodInfo, nodes fw.NodeLister, names []string) (string, bool) {
+	var feasible []*fw.NodeInfo
+	for _, name := range names {
+		if ni, ok := nodes.Get(name); ok && a.runFilters(state, pod, ni) == nil {
+			feasible = append(feasible, ni)
+		}
+	}
+	switch len(feasible) {
+	case 0:
+		return "", false
+	case 1:
+		return feasible[0].Name(), true
+	}
+	return a.selectHost(feasible, a.score(state, pod, feasible)), true
 }
 
 func (a *Algorithm) runFilters(state *fw.CycleState, pod *fw.PodInfo, ni *fw.NodeInfo) *fw.Status {

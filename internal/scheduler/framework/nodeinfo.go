@@ -87,6 +87,10 @@ type NodeInfo struct {
 	// PodsWithRequiredAntiAffinity is the subset of Pods that can veto
 	// new pods.
 	PodsWithRequiredAntiAffinity []*PodInfo
+	// PodsWithAffinity is the subset of Pods with any pod affinity or
+	// anti-affinity: the only ones that score a newcomer without terms
+	// of its own.
+	PodsWithAffinity []*PodInfo
 	// Generation changes whenever the NodeInfo does, so snapshots copy
 	// only what moved.
 	Generation int64
@@ -128,6 +132,9 @@ func (n *NodeInfo) AddPod(p *PodInfo) {
 	if p.HasRequiredAntiAffinity() {
 		n.PodsWithRequiredAntiAffinity = append(n.PodsWithRequiredAntiAffinity, p)
 	}
+	if a := p.Pod.Spec.Affinity; a != nil && (a.PodAffinity != nil || a.PodAntiAffinity != nil) {
+		n.PodsWithAffinity = append(n.PodsWithAffinity, p)
+	}
 }
 
 // RemovePod forgets the pod with uid; it reports whether it was there.
@@ -139,12 +146,8 @@ func (n *NodeInfo) RemovePod(uid string) bool {
 		n.Pods = append(n.Pods[:i:i], n.Pods[i+1:]...)
 		n.Requested.SubResource(p.Requests)
 		n.NonZeroRequested.SubResource(p.NonZeroRequests)
-		for j, q := range n.PodsWithRequiredAntiAffinity {
-			if q == p {
-				n.PodsWithRequiredAntiAffinity = append(n.PodsWithRequiredAntiAffinity[:j:j], n.PodsWithRequiredAntiAffinity[j+1:]...)
-				break
-			}
-		}
+		n.PodsWithRequiredAntiAffinity = without(n.PodsWithRequiredAntiAffinity, p)
+		n.PodsWithAffinity = without(n.PodsWithAffinity, p)
 		// Ports are few; recomputing is simpler than subtracting a
 		// multiset.
 		n.UsedPorts = nil
@@ -163,8 +166,20 @@ func (n *NodeInfo) Clone() *NodeInfo {
 	c.Pods = append([]*PodInfo(nil), n.Pods...)
 	c.UsedPorts = append([]HostPort(nil), n.UsedPorts...)
 	c.PodsWithRequiredAntiAffinity = append([]*PodInfo(nil), n.PodsWithRequiredAntiAffinity...)
+	c.PodsWithAffinity = append([]*PodInfo(nil), n.PodsWithAffinity...)
 	c.Requested = n.Requested.Clone()
 	c.NonZeroRequested = n.NonZeroRequested.Clone()
 	c.Allocatable = n.Allocatable.Clone()
 	return &c
+}
+
+// without returns pods without p, copying so that clones sharing the
+// backing array are not disturbed.
+func without(pods []*PodInfo, p *PodInfo) []*PodInfo {
+	for j, q := range pods {
+		if q == p {
+			return append(pods[:j:j], pods[j+1:]...)
+		}
+	}
+	return pods
 }

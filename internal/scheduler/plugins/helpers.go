@@ -1,6 +1,8 @@
 package plugins
 
 import (
+	"slices"
+
 	"github.com/go-logr/logr"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -29,6 +31,35 @@ func clusterNodes(state *fw.CycleState, feasible []*fw.NodeInfo) []*fw.NodeInfo 
 		return v.(fw.NodeLister).List()
 	}
 	return feasible
+}
+
+// NodeNames returns the only nodes pod's required node affinity allows by
+// name — every term names nodes with a matchFields metadata.name In
+// requirement, as the DaemonSet controller's pods do — or nil when the
+// affinity does not narrow the nodes by name. Upstream's NodeAffinity
+// PreFilter narrows the same way, so that such a pod is checked against
+// its one node rather than the whole cluster.
+func NodeNames(pod *v1.Pod) []string {
+	a := pod.Spec.Affinity
+	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return nil
+	}
+	terms := a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+	if len(terms) == 0 {
+		return nil
+	}
+	names := []string{}
+	for _, t := range terms {
+		i := slices.IndexFunc(t.MatchFields, func(r v1.NodeSelectorRequirement) bool {
+			return r.Key == "metadata.name" && r.Operator == v1.NodeSelectorOpIn
+		})
+		if i < 0 {
+			return nil
+		}
+		names = append(names, t.MatchFields[i].Values...)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // nodeSelectorTermMatches reports whether a node matches one term: every

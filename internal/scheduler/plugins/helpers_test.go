@@ -145,3 +145,52 @@ func runScoreCases(t *testing.T, s fw.ScorePlugin, cases []scoreCase) {
 		})
 	}
 }
+
+func TestNodeNames(t *testing.T) {
+	byName := func(op v1.NodeSelectorOperator, names ...string) v1.NodeSelectorTerm {
+		return v1.NodeSelectorTerm{MatchFields: []v1.NodeSelectorRequirement{{Key: "metadata.name", Operator: op, Values: names}}}
+	}
+	byLabel := v1.NodeSelectorTerm{MatchExpressions: []v1.NodeSelectorRequirement{{Key: "zone", Operator: v1.NodeSelectorOpIn, Values: []string{"a"}}}}
+	pod := func(terms ...v1.NodeSelectorTerm) *v1.Pod {
+		p := &v1.Pod{}
+		if terms != nil {
+			p.Spec.Affinity = &v1.Affinity{NodeAffinity: &v1.NodeAffinity{
+				RequiredDuringSchedulingIgnoredDuringExecution: &v1.NodeSelector{NodeSelectorTerms: terms}}}
+		}
+		return p
+	}
+	tests := []struct {
+		name string
+		pod  *v1.Pod
+		want []string
+	}{
+		{"no affinity", pod(), nil},
+		{"a DaemonSet pod", pod(byName(v1.NodeSelectorOpIn, "n1")), []string{"n1"}},
+		{"several terms, all by name", pod(byName(v1.NodeSelectorOpIn, "n2", "n1"), byName(v1.NodeSelectorOpIn, "n1", "n3")), []string{"n1", "n2", "n3"}},
+		{"one term not by name", pod(byName(v1.NodeSelectorOpIn, "n1"), byLabel), nil},
+		{"NotIn does not narrow", pod(byName(v1.NodeSelectorOpNotIn, "n1")), nil},
+		{"In with no names narrows to none", pod(byName(v1.NodeSelectorOpIn)), []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := NodeNames(tt.pod); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("NodeNames = %#v, want %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPodsWithAffinity(t *testing.T) {
+	plain := fw.NewPodInfo(&v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: "plain"}})
+	near := fw.NewPodInfo(&v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: "near"}, Spec: v1.PodSpec{Affinity: &v1.Affinity{
+		PodAffinity: &v1.PodAffinity{PreferredDuringSchedulingIgnoredDuringExecution: []v1.WeightedPodAffinityTerm{{Weight: 1}}}}}})
+	ni := fw.NewNodeInfo(mkNode("n", "1", "1Gi", nil), plain, near)
+	if len(ni.PodsWithAffinity) != 1 || ni.PodsWithAffinity[0] != near {
+		t.Fatalf("PodsWithAffinity = %v, want only the pod with affinity", ni.PodsWithAffinity)
+	}
+	clone := ni.Clone()
+	ni.RemovePod("near")
+	if len(ni.PodsWithAffinity) != 0 || len(clone.PodsWithAffinity) != 1 {
+		t.Fatalf("after removal: %d left, clone %d", len(ni.PodsWithAffinity), len(clone.PodsWithAffinity))
+	}
+}

@@ -88,7 +88,13 @@ func (InterPodAffinity) PreScore(state *fw.CycleState, p *fw.PodInfo, feasible [
 		if len(ni.Node.Labels) == 0 {
 			continue
 		}
-		for _, existing := range ni.Pods {
+		// Without terms of its own the newcomer is scored only by pods
+		// that have terms; most clusters have few.
+		pods := ni.Pods
+		if len(own) == 0 {
+			pods = ni.PodsWithAffinity
+		}
+		for _, existing := range pods {
 			for i := range own {
 				if own[i].matches(existing.Pod) {
 					s.add(own[i].topologyKey, ni.Node, own[i].weight)
