@@ -40,6 +40,10 @@ type imageLocalityState struct {
 	// normalized memoises normalizeImageName for the cycle: nodes
 	// report the same names over and over.
 	normalized map[string]string
+	// images are the pod's normalised images (podImages), and buf the
+	// scratch space of Score, which runs once per node of the cycle.
+	images []string
+	buf    []imageSize
 }
 
 func (s *imageLocalityState) normalize(name string) string {
@@ -115,8 +119,8 @@ func (s *imageLocalityState) nodeImages(node *v1.Node, buf []imageSize) []imageS
 // PreScore implements fw.PreScorePlugin: it counts the nodes holding each
 // of the pod's images, over the whole cluster.
 func (ImageLocality) PreScore(state *fw.CycleState, p *fw.PodInfo, feasible []*fw.NodeInfo) *fw.Status {
-	s := &imageLocalityState{nodesWith: map[string]int{}, normalized: map[string]string{}}
-	for _, name := range podImages(p.Pod) {
+	s := &imageLocalityState{nodesWith: map[string]int{}, normalized: map[string]string{}, images: podImages(p.Pod)}
+	for _, name := range s.images {
 		if _, dup := s.nodesWith[name]; !dup && name != "" {
 			s.repos = append(s.repos, repoBase(name))
 		}
@@ -147,8 +151,9 @@ func (ImageLocality) Score(state *fw.CycleState, p *fw.PodInfo, n *fw.NodeInfo) 
 	if s.totalNodes == 0 {
 		return 0
 	}
-	images := podImages(p.Pod)
-	found := s.nodeImages(n.Node, nil)
+	images := s.images
+	s.buf = s.nodeImages(n.Node, s.buf)
+	found := s.buf
 	var sum int64
 	for _, name := range images {
 		for _, f := range found {
