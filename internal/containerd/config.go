@@ -195,6 +195,9 @@ var required = []struct{ binary, pkg string }{
 	{CNIBinDir + "/host-local", "containernetworking-plugins"},
 	{CNIBinDir + "/portmap", "containernetworking-plugins"},
 	{CNIBinDir + "/loopback", "containernetworking-plugins"},
+	// The node's Service proxy, NetworkPolicy and routes (internal/node).
+	{"nft", "nftables"},
+	{"ip", "iproute2"},
 }
 
 // CheckBinaries says, in one line, which packages are missing.
