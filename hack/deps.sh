@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, what a lotse node needs and is missing:
-# containerd, runc, the CNI plugins, iptables/nftables, and busybox-static
+# containerd, runc, the CNI plugins, iptables/nftables, iproute2, and busybox-static
 # (the tests build their images from it). Idempotent and quick when all is there.
 set -euo pipefail
 need=()
