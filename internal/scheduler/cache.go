@@ -24,6 +24,11 @@ type Cache struct {
 	// structural is set when nodes came or went, so the next snapshot
 	// is rebuilt rather than patched.
 	structural bool
+	// changed names the nodes touched since the last UpdateSnapshot, so
+	// that patching a snapshot costs what changed, not a walk over every
+	// node of a large cluster. A cache feeds one snapshot (the
+	// scheduler's).
+	changed map[string]struct{}
 	// nominated holds pods that preempted others, by UID, until they
 	// are bound or deleted.
 	nominated map[types.UID]nomination
@@ -42,12 +47,16 @@ type podState struct {
 
 // NewCache returns an empty cache.
 func NewCache() *Cache {
-	return &Cache{nodes: map[string]*fw.NodeInfo{}, pods: map[types.UID]*podState{}, nominated: map[types.UID]nomination{}}
+	return &Cache{nodes: map[string]*fw.NodeInfo{}, pods: map[types.UID]*podState{}, nominated: map[types.UID]nomination{},
+		changed: map[string]struct{}{}}
 }
 
 func (c *Cache) touch(ni *fw.NodeInfo) {
 	c.generation++
 	ni.Generation = c.generation
+	if ni.Node != nil {
+		c.changed[ni.Node.Name] = struct{}{}
+	}
 }
 
 // nodeInfo returns the entry for name, creating a node-less one for pods
@@ -184,14 +193,16 @@ func (c *Cache) UpdateSnapshot(snap *fw.Snapshot, snapGeneration *int64) *fw.Sna
 			}
 		}
 		c.structural = false
+		clear(c.changed)
 		*snapGeneration = c.generation
 		return fw.NewSnapshot(infos...)
 	}
-	for _, ni := range c.nodes {
-		if ni.Generation > *snapGeneration && ni.Node != nil {
+	for name := range c.changed {
+		if ni, ok := c.nodes[name]; ok && ni.Generation > *snapGeneration && ni.Node != nil {
 			snap.Set(ni.Clone())
 		}
 	}
+	clear(c.changed)
 	*snapGeneration = c.generation
 	return snap
 }
