@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
@@ -267,9 +268,15 @@ func TestJobController(t *testing.T) {
 		}
 		setSuspend := func(v bool) {
 			t.Helper()
-			j := getJob(t, c, "sus")
-			j.Spec.Suspend = ptr.To(v)
-			if _, err := jobs.Update(ctx, j, metav1.UpdateOptions{}); err != nil {
+			// The controller writes the job's status meanwhile: retry
+			// on conflict, as any client does.
+			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				j := getJob(t, c, "sus")
+				j.Spec.Suspend = ptr.To(v)
+				_, err := jobs.Update(ctx, j, metav1.UpdateOptions{})
+				return err
+			})
+			if err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -306,7 +313,12 @@ func TestJobController(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "Complete", func() bool { return condition(getJob(t, c, "ttl"), batchv1.JobComplete) != nil })
+		// With a 1 s TTL the job may already be gone when a slow poll
+		// looks; only a finished job is ever deleted for its TTL.
+		waitFor(t, "Complete", func() bool {
+			j, err := jobs.Get(ctx, "ttl", metav1.GetOptions{})
+			return apierrors.IsNotFound(err) || err == nil && condition(j, batchv1.JobComplete) != nil
+		})
 		waitFor(t, "job deleted", func() bool {
 			_, err := jobs.Get(ctx, "ttl", metav1.GetOptions{})
 			return apierrors.IsNotFound(err)
