@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 
 	"github.com/lotse/lotse/internal/storage"
 )
@@ -180,15 +181,11 @@ func dropTypeDependentFields(svc, old *corev1.Service) {
 		svc.Spec.ExternalTrafficPolicy = ""
 	}
 	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		if ptrEqual(svc.Spec.AllocateLoadBalancerNodePorts, old.Spec.AllocateLoadBalancerNodePorts) {
+		if ptr.Equal(svc.Spec.AllocateLoadBalancerNodePorts, old.Spec.AllocateLoadBalancerNodePorts) {
 			svc.Spec.AllocateLoadBalancerNodePorts = nil
 		}
-		if ptrEqual(svc.Spec.LoadBalancerClass, old.Spec.LoadBalancerClass) {
+		if ptr.Equal(svc.Spec.LoadBalancerClass, old.Spec.LoadBalancerClass) {
 			svc.Spec.LoadBalancerClass = nil
 		}
 	}
-}
-
-func ptrEqual[T comparable](a, b *T) bool {
-	return a == nil && b == nil || a != nil && b != nil && *a == *b
 }
