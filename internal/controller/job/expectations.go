@@ -1,9 +1,11 @@
 package job
 
 import (
+	"strconv"
 	"sync"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/utils/clock"
@@ -17,7 +19,8 @@ const expectationTTL = 5 * time.Minute
 // and has not yet seen through the pod informer: pod creations and
 // deletions (so a slow informer never makes it create twice) and tracking
 // finalizer removals (so a pod whose removal is in flight is never counted
-// a second time after its UID left status.uncountedTerminatedPods).
+// a second time after its UID left status.uncountedTerminatedPods); and
+// the last status write the Job informer has not yet delivered.
 type expectations struct {
 	clock clock.Clock
 	mu    sync.Mutex
@@ -28,6 +31,11 @@ type pending struct {
 	adds, dels int
 	since      time.Time
 	removing   sets.Set[types.UID]
+
+	// wrote is the resourceVersion (an etcd revision) of the last status
+	// this controller wrote, at wroteAt.
+	wrote   int64
+	wroteAt time.Time
 }
 
 func newExpectations(c clock.Clock) *expectations {
@@ -93,6 +101,36 @@ func (e *expectations) removing(key string) sets.Set[types.UID] {
 		return p.removing.Clone()
 	}
 	return sets.New[types.UID]()
+}
+
+// wroteStatus records a status write as the API server returned it.
+func (e *expectations) wroteStatus(key string, job *batchv1.Job) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.entry(key)
+	p.wrote, p.wroteAt = revision(job), e.clock.Now()
+}
+
+// staleJob reports whether job, as the informer holds it, predates the
+// last status this controller wrote. A pod's finalizer goes only after its
+// UID is in a written status, and the pod informer may show the removal
+// before the Job informer shows that status: such a view counts the pod
+// nowhere, and acting on it replaces a pod that already finished.
+func (e *expectations) staleJob(key string, job *batchv1.Job) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p, rv := e.m[key], revision(job)
+	return p != nil && rv > 0 && rv < p.wrote && e.clock.Since(p.wroteAt) <= expectationTTL
+}
+
+// revision reads a resourceVersion, which in lotse is an etcd revision
+// and only grows; 0, never compared, if it is not a number.
+func revision(job *batchv1.Job) int64 {
+	n, err := strconv.ParseInt(job.ResourceVersion, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 func (e *expectations) forget(key string) {

@@ -278,6 +278,11 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if m := shared.Spec.ManagedBy; m != nil && *m != jobControllerManager {
 		return nil // another controller owns this Job's status
 	}
+	if c.expect.staleJob(key, shared) {
+		// The informer lags behind our own status write; its update
+		// event queues the Job again.
+		return nil
+	}
 	job := shared.DeepCopy()
 	if mode := job.Spec.CompletionMode; mode != nil && *mode != batchv1.NonIndexedCompletion && *mode != batchv1.IndexedCompletion {
 		c.recorder.Event(job, corev1.EventTypeWarning, "UnknownCompletionMode", "Skipped Job sync because completion mode is unknown")
@@ -560,5 +565,9 @@ func (c *Controller) recordFinished(job *batchv1.Job, cond *batchv1.JobCondition
 }
 
 func (c *Controller) updateStatus(ctx context.Context, job *batchv1.Job) (*batchv1.Job, error) {
-	return c.client.BatchV1().Jobs(job.Namespace).UpdateStatus(ctx, job, metav1.UpdateOptions{})
+	updated, err := c.client.BatchV1().Jobs(job.Namespace).UpdateStatus(ctx, job, metav1.UpdateOptions{})
+	if err == nil {
+		c.expect.wroteStatus(job.Namespace+"/"+job.Name, updated)
+	}
+	return updated, err
 }

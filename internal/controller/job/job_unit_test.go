@@ -1,16 +1,28 @@
 package job
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/client-go/kubernetes/fake"
+	batchlisters "k8s.io/client-go/listers/batch/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 )
 
@@ -505,6 +517,171 @@ func TestSuccessPolicy(t *testing.T) {
 	for i, tt := range tests {
 		if got, _ := matchSuccessPolicy(&batchv1.SuccessPolicy{Rules: tt.rules}, 10, succeeded); got != tt.want {
 			t.Errorf("case %d: %q, want %q", i, got, tt.want)
+		}
+	}
+}
+
+// newTestController builds a Controller on a fake clientset. Its listers
+// read indexers the test fills, so the test decides what each informer has
+// seen; status writes get growing resourceVersions, as from etcd.
+func newTestController(t *testing.T, job *batchv1.Job, pods ...*corev1.Pod) (c *Controller, client *fake.Clientset, jobIdx, podIdx cache.Indexer) {
+	t.Helper()
+	objs := []runtime.Object{job}
+	for _, p := range pods {
+		objs = append(objs, p)
+	}
+	client = fake.NewClientset(objs...)
+	rv := 100
+	client.PrependReactor("update", "jobs", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() == "status" {
+			rv++
+			a.(k8stesting.UpdateAction).GetObject().(*batchv1.Job).ResourceVersion = strconv.Itoa(rv)
+		}
+		return false, nil, nil // the tracker stores it
+	})
+	jobIdx = cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	podIdx = cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	if err := jobIdx.Add(job); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods {
+		if err := podIdx.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk := clocktesting.NewFakeClock(t0.Add(time.Hour)) // every back-off has passed
+	c = &Controller{
+		client:        client,
+		jobs:          batchlisters.NewJobLister(jobIdx),
+		pods:          corelisters.NewPodLister(podIdx),
+		queue:         workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
+		orphans:       workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
+		expect:        newExpectations(clk),
+		backoffs:      newBackoffStore(),
+		recorder:      record.NewFakeRecorder(100),
+		clock:         clk,
+		log:           slog.New(slog.DiscardHandler),
+		podBackoff:    defaultPodFailureBackoff,
+		maxPodBackoff: maxPodFailureBackoff,
+	}
+	t.Cleanup(func() { c.queue.ShutDown(); c.orphans.ShutDown() })
+	return c, client, jobIdx, podIdx
+}
+
+// countActions counts the client calls with verb on resource (and, if
+// given, subresource).
+func countActions(client *fake.Clientset, verb, resource, subresource string) int {
+	n := 0
+	for _, a := range client.Actions() {
+		if a.GetVerb() == verb && a.GetResource().Resource == resource && a.GetSubresource() == subresource {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSyncWaitsForJobInformer replays the race behind a flaky integration
+// test: a sync counts the last pod, removes its finalizer and writes the
+// Job's outcome; the pod informer shows the finalizer gone before the Job
+// informer shows that write. A sync on that view counts the pod nowhere
+// and must not replace it.
+func TestSyncWaitsForJobInformer(t *testing.T) {
+	tests := []struct {
+		name string
+		job  func(*batchv1.Job)
+		pods []*corev1.Pod // the last one finishes and is counted by the first sync
+		want batchv1.JobConditionType
+	}{
+		{"second failure passes backoffLimit 1", func(j *batchv1.Job) {
+			j.Spec.Completions, j.Spec.Parallelism, j.Status.Failed = ptr.To[int32](1), ptr.To[int32](1), 1
+		}, []*corev1.Pod{
+			mkPod("a", phase(corev1.PodFailed), finishedAt(t0), noFinalizer),
+			mkPod("b", phase(corev1.PodFailed), finishedAt(t0)),
+		}, batchv1.JobFailed},
+		{"last of 2 completions", func(j *batchv1.Job) {
+			j.Spec.Parallelism, j.Status.Succeeded = ptr.To[int32](1), 1
+		}, []*corev1.Pod{
+			mkPod("a", phase(corev1.PodSucceeded), finishedAt(t0), noFinalizer),
+			mkPod("b", phase(corev1.PodSucceeded), finishedAt(t0)),
+		}, batchv1.JobComplete},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			job := baseJob()
+			job.ResourceVersion = "10"
+			job.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "j"}}
+			tt.job(job)
+			for _, p := range tt.pods {
+				p.Labels = map[string]string{"app": "j"}
+				p.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(job, kind)}
+			}
+			c, client, _, podIdx := newTestController(t, job, tt.pods...)
+			ctx := context.Background()
+
+			if err := c.sync(ctx, "ns/j"); err != nil {
+				t.Fatalf("first sync: %v", err)
+			}
+			written, err := client.BatchV1().Jobs("ns").Get(ctx, "j", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if finishedCondition(written) == nil || finishedCondition(written).Type != tt.want {
+				t.Fatalf("first sync wrote conditions %v, want %s", written.Status.Conditions, tt.want)
+			}
+			writes := countActions(client, "update", "jobs", "status")
+
+			// The pod informer sees the finalizer gone; the Job informer
+			// still holds the Job as it was before the first sync.
+			last := tt.pods[len(tt.pods)-1]
+			released := last.DeepCopy()
+			released.Finalizers = nil
+			if err := podIdx.Update(released); err != nil {
+				t.Fatal(err)
+			}
+			c.podUpdated(last, released)
+			if err := c.sync(ctx, "ns/j"); err != nil {
+				t.Fatalf("stale sync: %v", err)
+			}
+			if n := countActions(client, "create", "pods", ""); n != 0 {
+				t.Errorf("created %d pods on a stale view of the Job, want 0", n)
+			}
+			if n := countActions(client, "update", "jobs", "status") - writes; n != 0 {
+				t.Errorf("wrote the status %d times on a stale view of the Job, want 0", n)
+			}
+		})
+	}
+}
+
+func TestStaleJob(t *testing.T) {
+	at := func(rv string) *batchv1.Job { return &batchv1.Job{ObjectMeta: metav1.ObjectMeta{ResourceVersion: rv}} }
+	tests := []struct {
+		name     string
+		wrote    string // "" for no write
+		informer string
+		after    time.Duration
+		forget   bool
+		want     bool
+	}{
+		{"nothing written", "", "5", 0, false, false},
+		{"informer behind the write", "12", "10", 0, false, true},
+		{"informer at the write", "12", "12", 0, false, false},
+		{"informer past the write (someone else wrote)", "12", "15", 0, false, false},
+		{"not a number", "12", "x", 0, false, false},
+		{"behind, but the wait expired", "12", "10", expectationTTL + time.Second, false, false},
+		{"behind, but the Job was deleted", "12", "10", 0, true, false},
+	}
+	for _, tt := range tests {
+		clk := clocktesting.NewFakeClock(t0)
+		e := newExpectations(clk)
+		if tt.wrote != "" {
+			e.wroteStatus("ns/j", at(tt.wrote))
+		}
+		clk.Step(tt.after)
+		if tt.forget {
+			e.forget("ns/j")
+		}
+		if got := e.staleJob("ns/j", at(tt.informer)); got != tt.want {
+			t.Errorf("%s: staleJob = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }
