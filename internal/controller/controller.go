@@ -2,11 +2,16 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"time"
 
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 )
@@ -47,4 +52,22 @@ func ProcessQueue(ctx context.Context, queue workqueue.TypedRateLimitingInterfac
 		}
 		queue.Done(key)
 	}
+}
+
+// RunWorkers is the end of a queue-driven controller's Run: it waits until
+// the informers have synced, then runs n copies of worker until ctx is
+// done, each restarted a second after it returns early. It returns
+// "<name>: informers did not sync" when ctx ends before the caches fill.
+// The caller still shuts its queues down (a deferred ShutDown) so that
+// the workers' Get returns once Run does.
+func RunWorkers(ctx context.Context, name string, synced []cache.InformerSynced, n int, worker func(context.Context)) error {
+	defer utilruntime.HandleCrash()
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return errors.New(name + ": informers did not sync")
+	}
+	for i := 0; i < n; i++ {
+		go wait.UntilWithContext(ctx, worker, time.Second)
+	}
+	<-ctx.Done()
+	return nil
 }

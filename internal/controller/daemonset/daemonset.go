@@ -2,7 +2,6 @@ package daemonset
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -269,20 +267,13 @@ func nodeChangeMatters(old, cur *corev1.Node) bool {
 
 // Run syncs DaemonSets until ctx is done.
 func (c *Controller) Run(ctx context.Context) error {
-	defer utilruntime.HandleCrash()
 	defer c.queue.ShutDown()
 	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
 	defer c.events.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return errors.New("daemonset: informers did not sync")
-	}
-	for i := 0; i < workers; i++ {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	// Forget the back-off of nodes whose pods stopped failing.
+	// Forget the back-off of nodes whose pods stopped failing. It reads no
+	// cache, so it need not wait for the sync.
 	go wait.UntilWithContext(ctx, func(context.Context) { c.backoff.GC() }, time.Minute)
-	<-ctx.Done()
-	return nil
+	return controller.RunWorkers(ctx, "daemonset", c.synced, workers, c.worker)
 }
 
 func (c *Controller) worker(ctx context.Context) {

@@ -13,8 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -63,16 +61,8 @@ func New(ctx *controller.Context) (controller.Controller, error) {
 
 // Run processes deleted namespaces with two workers until ctx is done.
 func (c *Controller) Run(ctx context.Context) error {
-	defer utilruntime.HandleCrash()
 	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
-		return errors.New("namespace: informer did not sync")
-	}
-	for i := 0; i < 2; i++ {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	<-ctx.Done()
-	return nil
+	return controller.RunWorkers(ctx, "namespace", []cache.InformerSynced{c.synced}, 2, c.worker)
 }
 
 func (c *Controller) worker(ctx context.Context) {

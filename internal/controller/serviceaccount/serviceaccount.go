@@ -2,15 +2,11 @@ package serviceaccount
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -69,14 +65,8 @@ func (c *Controller) enqueue(namespace string) { c.queue.Add(namespace) }
 
 // Run keeps the accounts with one worker until ctx is done.
 func (c *Controller) Run(ctx context.Context) error {
-	defer utilruntime.HandleCrash()
 	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return errors.New("serviceaccount: informers did not sync")
-	}
-	go wait.UntilWithContext(ctx, c.worker, time.Second)
-	<-ctx.Done()
-	return nil
+	return controller.RunWorkers(ctx, "serviceaccount", c.synced, 1, c.worker)
 }
 
 func (c *Controller) worker(ctx context.Context) {

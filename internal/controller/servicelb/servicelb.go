@@ -2,7 +2,6 @@ package servicelb
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"slices"
 
@@ -11,7 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -76,14 +74,10 @@ func (c *Controller) enqueueAll() {
 
 // Run syncs until ctx is done.
 func (c *Controller) Run(ctx context.Context) error {
-	defer utilruntime.HandleCrash()
 	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return errors.New("servicelb: informers did not sync")
-	}
-	go controller.ProcessQueue(ctx, c.queue, c.log, "service", c.sync)
-	<-ctx.Done()
-	return nil
+	return controller.RunWorkers(ctx, "servicelb", c.synced, 1, func(ctx context.Context) {
+		controller.ProcessQueue(ctx, c.queue, c.log, "service", c.sync)
+	})
 }
 
 // served reports whether the Service is a balancer this controller
