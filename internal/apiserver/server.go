@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -13,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/version"
 
 	"github.com/lotse/lotse/internal/apiserver/registry"
+	"github.com/lotse/lotse/internal/pki"
 	"github.com/lotse/lotse/internal/storage"
 )
 
@@ -49,6 +52,9 @@ type Config struct {
 	Images http.Handler
 	// ServiceCIDR is the range of Service cluster IPs; DefaultServiceCIDR if empty.
 	ServiceCIDR string
+	// Profiling serves Go's profiles at /debug/pprof/ to members of
+	// system:masters, as kube-apiserver's --profiling does.
+	Profiling bool
 }
 
 // Server is the HTTP handler of the Kubernetes API.
@@ -139,6 +145,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
 	}
 	switch {
+	case s.cfg.Profiling && strings.HasPrefix(path, "/debug/pprof"):
+		s.serveProfile(w, r)
 	case path == "/api" || path == "/api/" || path == "/apis" || path == "/apis/":
 		s.discovery.serveRoot(s, w, r)
 	case s.cfg.NodeTransport != nil && strings.HasPrefix(path, "/apis/"+metricsGV.String()+"/"):
@@ -154,6 +162,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.writeError(w, r, apierrors.NewNotFound(notFoundResource, path))
+	}
+}
+
+// serveProfile answers /debug/pprof/ for the cluster's administrators;
+// RBAC gives nobody else that non-resource URL by default either.
+func (s *Server) serveProfile(w http.ResponseWriter, r *http.Request) {
+	if !slices.Contains(UserFrom(r.Context()).Groups, pki.AdminGroup) {
+		s.writeError(w, r, apierrors.NewForbidden(schema.GroupResource{}, "", fmt.Errorf("user %q cannot get path %q", UserFrom(r.Context()).Name, r.URL.Path)))
+		return
+	}
+	switch name, _ := strings.CutPrefix(r.URL.Path, "/debug/pprof/"); name {
+	case "cmdline":
+		pprof.Cmdline(w, r)
+	case "profile":
+		pprof.Profile(w, r)
+	case "symbol":
+		pprof.Symbol(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	default:
+		pprof.Index(w, r)
 	}
 }
 

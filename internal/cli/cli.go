@@ -119,6 +119,7 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Node.Bridge, "cni-bridge", "lotse0", "Linux bridge the pods of this machine's node attach to")
 	fs.IntVar(&cfg.Node.Port, "agent-port", 10250, "port of the node agent's API (-1 picks a free one)")
 	fs.StringSliceVar(&cfg.Controllers, "controllers", []string{"*"}, "controllers to run: * for all, name to enable, -name to disable")
+	fs.BoolVar(&cfg.Profiling, "profiling", true, "serve Go profiles at /debug/pprof/ to members of system:masters")
 	fs.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {

@@ -66,6 +66,8 @@ type Config struct {
 	DisableAgent bool
 	// Node configures the node this machine runs unless DisableAgent.
 	Node NodeConfig
+	// Profiling serves /debug/pprof/ to the cluster's administrators.
+	Profiling bool
 	// DisableScheduler leaves pods unscheduled (another scheduler runs).
 	DisableScheduler bool
 	// Controllers selects the controllers to run, as --controllers does
@@ -249,6 +251,7 @@ func (s *Server) run(ctx context.Context) error {
 		Store:         store,
 		Authenticator: x509Authenticator(bundle.CA),
 		OpenAPI:       docs,
+		Profiling:     s.cfg.Profiling,
 		Version:       Version,
 		Logger:        s.log,
 		Ready: func() error {
