@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
@@ -70,4 +72,53 @@ func RunWorkers(ctx context.Context, name string, synced []cache.InformerSynced,
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// ControllerUIDIndex indexes objects by the UID of their controller
+// (the ownerReference with controller: true); objects without one are
+// indexed under orphanKey(namespace). A controller that claims objects
+// then looks at its own and the orphans of its namespace, not at every
+// object of the namespace: with 1,000 ReplicaSets of 30 pods in one
+// namespace that is 30 pods a sync instead of 30,000.
+const ControllerUIDIndex = "controllerUID"
+
+func orphanKey(namespace string) string { return "orphan/" + namespace }
+
+func indexByControllerUID(obj any) ([]string, error) {
+	o, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, nil
+	}
+	if ref := metav1.GetControllerOfNoCopy(o); ref != nil {
+		return []string{string(ref.UID)}, nil
+	}
+	return []string{orphanKey(o.GetNamespace())}, nil
+}
+
+// AddControllerUIDIndex adds ControllerUIDIndex to a shared informer,
+// once however many controllers ask for it.
+func AddControllerUIDIndex(inf cache.SharedIndexInformer) error {
+	if _, ok := inf.GetIndexer().GetIndexers()[ControllerUIDIndex]; ok {
+		return nil
+	}
+	return inf.AddIndexers(cache.Indexers{ControllerUIDIndex: indexByControllerUID})
+}
+
+// ControlledOrOrphaned returns the objects of an informer with
+// ControllerUIDIndex that owner controls, and those in its namespace that
+// no one controls: every object owner could claim.
+func ControlledOrOrphaned[T any](indexer cache.Indexer, owner metav1.Object) ([]T, error) {
+	var out []T
+	for _, key := range []string{string(owner.GetUID()), orphanKey(owner.GetNamespace())} {
+		objs, err := indexer.ByIndex(ControllerUIDIndex, key)
+		if err != nil {
+			return nil, err
+		}
+		for _, obj := range objs {
+			if t, ok := obj.(T); ok {
+				out = append(out, t)
+			}
+		}
+	}
+	return out, nil
 }

@@ -2,10 +2,14 @@ package controller
 
 import (
 	"context"
+	"slices"
+	"sort"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -73,5 +77,50 @@ func TestRunWorkers(t *testing.T) {
 				t.Errorf("started %d workers before the informers synced", got)
 			}
 		})
+	}
+}
+
+func TestControlledOrOrphaned(t *testing.T) {
+	owner := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "owner", Namespace: "a", UID: "owner-uid"}}
+	other := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "a", UID: "other-uid"}}
+	pod := func(ns, name string, controller metav1.Object, plainOwner metav1.Object) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+		if controller != nil {
+			p.OwnerReferences = append(p.OwnerReferences, *metav1.NewControllerRef(controller, corev1.SchemeGroupVersion.WithKind("Pod")))
+		}
+		if plainOwner != nil {
+			p.OwnerReferences = append(p.OwnerReferences, metav1.OwnerReference{Name: plainOwner.GetName(), UID: plainOwner.GetUID()})
+		}
+		return p
+	}
+	inf := cache.NewSharedIndexInformer(&cache.ListWatch{}, &corev1.Pod{}, 0, cache.Indexers{})
+	for range 2 { // a second controller asking for the index is no error
+		if err := AddControllerUIDIndex(inf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []*corev1.Pod{
+		pod("a", "mine", owner, nil),
+		pod("a", "orphan", nil, nil),
+		pod("a", "orphan-with-plain-owner", nil, owner),
+		pod("a", "others", other, nil),
+		pod("b", "orphan-elsewhere", nil, nil),
+		pod("a", "others-with-plain-owner-mine", other, owner),
+	} {
+		if err := inf.GetIndexer().Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := ControlledOrOrphaned[*corev1.Pod](inf.GetIndexer(), owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range got {
+		names = append(names, p.Name)
+	}
+	sort.Strings(names)
+	if want := []string{"mine", "orphan", "orphan-with-plain-owner"}; !slices.Equal(names, want) {
+		t.Errorf("got %v, want %v", names, want)
 	}
 }

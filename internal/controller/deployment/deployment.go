@@ -38,6 +38,7 @@ type Controller struct {
 	client      kubernetes.Interface
 	dLister     appslisters.DeploymentLister
 	rsLister    appslisters.ReplicaSetLister
+	rsIndex     cache.Indexer // with controller.ControllerUIDIndex
 	podLister   corelisters.PodLister
 	synced      []cache.InformerSynced
 	queue       workqueue.TypedRateLimitingInterface[string]
@@ -65,6 +66,7 @@ func New(ctx *controller.Context) (controller.Controller, error) {
 		client:      ctx.Client,
 		dLister:     dInf.Lister(),
 		rsLister:    rsInf.Lister(),
+		rsIndex:     rsInf.Informer().GetIndexer(),
 		podLister:   podInf.Lister(),
 		synced:      []cache.InformerSynced{dInf.Informer().HasSynced, rsInf.Informer().HasSynced, podInf.Informer().HasSynced},
 		broadcaster: broadcaster,
@@ -73,6 +75,9 @@ func New(ctx *controller.Context) (controller.Controller, error) {
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "deployment", Clock: clk}),
 		clock: clk,
 		log:   log.With("controller", "deployment"),
+	}
+	if err := controller.AddControllerUIDIndex(rsInf.Informer()); err != nil {
+		return nil, err
 	}
 	if _, err := dInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
@@ -317,7 +322,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 // orphans its selector matches and releasing its own that it no longer
 // matches.
 func (c *Controller) claimReplicaSets(ctx context.Context, d *appsv1.Deployment, sel labels.Selector) ([]*appsv1.ReplicaSet, error) {
-	all, err := c.rsLister.ReplicaSets(d.Namespace).List(labels.Everything())
+	all, err := controller.ControlledOrOrphaned[*appsv1.ReplicaSet](c.rsIndex, d)
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,6 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	appslisters "k8s.io/client-go/listers/apps/v1"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
@@ -38,7 +37,7 @@ const burstReplicas = 500
 type Controller struct {
 	client   kubernetes.Interface
 	sets     appslisters.ReplicaSetLister
-	pods     corelisters.PodLister
+	pods     cache.Indexer // with controller.ControllerUIDIndex
 	synced   []cache.InformerSynced
 	queue    workqueue.TypedRateLimitingInterface[string]
 	expect   *expectations
@@ -56,7 +55,7 @@ func New(ctx *controller.Context) (controller.Controller, error) {
 	c := &Controller{
 		client: ctx.Client,
 		sets:   rsInf.Lister(),
-		pods:   podInf.Lister(),
+		pods:   podInf.Informer().GetIndexer(),
 		synced: []cache.InformerSynced{rsInf.Informer().HasSynced, podInf.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "replicaset", Clock: ctx.Clock}),
@@ -65,6 +64,9 @@ func New(ctx *controller.Context) (controller.Controller, error) {
 		recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "replicaset-controller"}),
 		clock:    ctx.Clock,
 		log:      ctx.Logger.With("controller", "replicaset"),
+	}
+	if err := controller.AddControllerUIDIndex(podInf.Informer()); err != nil {
+		return nil, err
 	}
 	enqueueSet := func(obj any) {
 		if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
@@ -169,11 +171,11 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil || sel.Empty() {
 		return nil // invalid sets are refused by validation; nothing to do
 	}
-	all, err := c.pods.Pods(ns).List(labels.Everything())
+	candidates, err := controller.ControlledOrOrphaned[*corev1.Pod](c.pods, rs)
 	if err != nil {
 		return err
 	}
-	owned, err := c.claim(ctx, rs, sel, all)
+	owned, err := c.claim(ctx, rs, sel, candidates)
 	if err != nil {
 		return err
 	}
