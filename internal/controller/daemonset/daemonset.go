@@ -43,8 +43,8 @@ const (
 type Controller struct {
 	client    kubernetes.Interface
 	sets      appslisters.DaemonSetLister
-	revisions appslisters.ControllerRevisionLister
-	pods      corelisters.PodLister
+	revisions cache.Indexer // with controller.ControllerUIDIndex
+	pods      cache.Indexer // with controller.ControllerUIDIndex
 	nodes     corelisters.NodeLister
 	synced    []cache.InformerSynced
 	queue     workqueue.TypedRateLimitingInterface[string]
@@ -66,8 +66,8 @@ func New(ctx *controller.Context) (controller.Controller, error) {
 	c := &Controller{
 		client:    ctx.Client,
 		sets:      dsInf.Lister(),
-		revisions: revInf.Lister(),
-		pods:      podInf.Lister(),
+		revisions: revInf.Informer().GetIndexer(),
+		pods:      podInf.Informer().GetIndexer(),
 		nodes:     nodeInf.Lister(),
 		synced: []cache.InformerSynced{dsInf.Informer().HasSynced, revInf.Informer().HasSynced,
 			podInf.Informer().HasSynced, nodeInf.Informer().HasSynced},
@@ -79,6 +79,11 @@ func New(ctx *controller.Context) (controller.Controller, error) {
 		recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "daemonset-controller"}),
 		clock:    ctx.Clock,
 		log:      ctx.Logger.With("controller", "daemonset"),
+	}
+	for _, inf := range []cache.SharedIndexInformer{revInf.Informer(), podInf.Informer()} {
+		if err := controller.AddControllerUIDIndex(inf); err != nil {
+			return nil, err
+		}
 	}
 	handlers := []struct {
 		inf cache.SharedIndexInformer

@@ -19,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/dump"
 	"k8s.io/utils/ptr"
+
+	"github.com/lotse/lotse/internal/controller"
 )
 
 // hashLabel ties pods and ControllerRevisions to a template version.
@@ -183,7 +185,7 @@ func (c *Controller) dedupCurrent(ctx context.Context, ds *appsv1.DaemonSet, cur
 		return keep, nil
 	}
 	keepHash := keep.Labels[hashLabel]
-	pods, err := c.pods.Pods(ds.Namespace).List(labels.Everything())
+	pods, err := controller.ControlledOrOrphaned[*corev1.Pod](c.pods, ds)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/lotse/lotse/internal/controller"
 )
 
 // templateGenerationLabel carries, on each pod, the DaemonSet's
@@ -85,7 +87,9 @@ func ownersPatch(obj metav1.Object, refs []metav1.OwnerReference) []byte {
 }
 
 func (c *Controller) claimPods(ctx context.Context, ds *appsv1.DaemonSet, sel labels.Selector) ([]*corev1.Pod, error) {
-	all, err := c.pods.Pods(ds.Namespace).List(labels.Everything())
+	// Only our own pods and orphans: claim ignores every pod another
+	// controller owns.
+	all, err := controller.ControlledOrOrphaned[*corev1.Pod](c.pods, ds)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +100,7 @@ func (c *Controller) claimPods(ctx context.Context, ds *appsv1.DaemonSet, sel la
 }
 
 func (c *Controller) claimRevisions(ctx context.Context, ds *appsv1.DaemonSet, sel labels.Selector) ([]*appsv1.ControllerRevision, error) {
-	all, err := c.revisions.ControllerRevisions(ds.Namespace).List(labels.Everything())
+	all, err := controller.ControlledOrOrphaned[*appsv1.ControllerRevision](c.revisions, ds)
 	if err != nil {
 		return nil, err
 	}

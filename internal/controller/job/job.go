@@ -43,6 +43,7 @@ type Controller struct {
 	client   kubernetes.Interface
 	jobs     batchlisters.JobLister
 	pods     corelisters.PodLister
+	podIndex cache.Indexer // the same pods, with controller.ControllerUIDIndex
 	synced   []cache.InformerSynced
 	queue    workqueue.TypedRateLimitingInterface[string]
 	orphans  workqueue.TypedRateLimitingInterface[string] // pod keys
@@ -66,10 +67,11 @@ func New(ctx *controller.Context) (controller.Controller, error) {
 	podInf := ctx.Informers.Core().V1().Pods()
 	broadcaster := record.NewBroadcaster()
 	c := &Controller{
-		client: ctx.Client,
-		jobs:   jobInf.Lister(),
-		pods:   podInf.Lister(),
-		synced: []cache.InformerSynced{jobInf.Informer().HasSynced, podInf.Informer().HasSynced},
+		client:   ctx.Client,
+		jobs:     jobInf.Lister(),
+		pods:     podInf.Lister(),
+		podIndex: podInf.Informer().GetIndexer(),
+		synced:   []cache.InformerSynced{jobInf.Informer().HasSynced, podInf.Informer().HasSynced},
 		// Failed syncs (API errors, conflicts on status) retry quickly
 		// at first and back off to a minute, as upstream's API back-off.
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
@@ -85,6 +87,9 @@ func New(ctx *controller.Context) (controller.Controller, error) {
 		log:           ctx.Logger.With("controller", "job"),
 		podBackoff:    defaultPodFailureBackoff,
 		maxPodBackoff: maxPodFailureBackoff,
+	}
+	if err := controller.AddControllerUIDIndex(podInf.Informer()); err != nil {
+		return nil, err
 	}
 	if _, err := jobInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueueJob,
@@ -127,7 +132,7 @@ func (c *Controller) jobDeleted(obj any) {
 	c.queue.Add(key)
 	// Its pods may still hold the tracking finalizer; nobody else will
 	// take it off.
-	pods, _ := c.pods.Pods(job.Namespace).List(labels.Everything())
+	pods, _ := controller.ControlledOrOrphaned[*corev1.Pod](c.podIndex, job)
 	for _, p := range pods {
 		if ref := metav1.GetControllerOf(p); ref != nil && ref.UID == job.UID && hasFinalizer(p) {
 			c.orphans.Add(p.Namespace + "/" + p.Name)

@@ -24,6 +24,8 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+
+	"github.com/lotse/lotse/internal/controller"
 )
 
 var t0 = time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -540,7 +542,13 @@ func newTestController(t *testing.T, job *batchv1.Job, pods ...*corev1.Pod) (c *
 		return false, nil, nil // the tracker stores it
 	})
 	jobIdx = cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
-	podIdx = cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	// A pod informer never started: its indexer carries the controller
+	// UID index that New adds, and the test fills it by hand.
+	podInf := cache.NewSharedIndexInformer(&cache.ListWatch{}, &corev1.Pod{}, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	if err := controller.AddControllerUIDIndex(podInf); err != nil {
+		t.Fatal(err)
+	}
+	podIdx = podInf.GetIndexer()
 	if err := jobIdx.Add(job); err != nil {
 		t.Fatal(err)
 	}
@@ -554,6 +562,7 @@ func newTestController(t *testing.T, job *batchv1.Job, pods ...*corev1.Pod) (c *
 		client:        client,
 		jobs:          batchlisters.NewJobLister(jobIdx),
 		pods:          corelisters.NewPodLister(podIdx),
+		podIndex:      podIdx,
 		queue:         workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		orphans:       workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		expect:        newExpectations(clk),
@@ -683,5 +692,51 @@ func TestStaleJob(t *testing.T) {
 		if got := e.staleJob("ns/j", at(tt.informer)); got != tt.want {
 			t.Errorf("%s: staleJob = %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestClaimPods checks which pods a Job's sync sees: its own that still
+// match, and matching orphans of its namespace, which it adopts; pods of
+// other controllers are never touched.
+func TestClaimPods(t *testing.T) {
+	job := baseJob()
+	job.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "j"}}
+	other := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "ns", UID: "other-uid"}}
+	pod := func(name, ns, app string, owner *batchv1.Job) *corev1.Pod {
+		p := mkPod(name)
+		p.Namespace = ns
+		p.Labels = map[string]string{"app": app}
+		if owner != nil {
+			p.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(owner, kind)}
+		}
+		return p
+	}
+	tests := []struct {
+		name    string
+		pod     *corev1.Pod
+		owned   bool // returned as the Job's
+		patched bool // ownerReferences written
+	}{
+		{"own and matching", pod("mine", "ns", "j", job), true, false},
+		{"own, labels changed: released", pod("mine-changed", "ns", "x", job), false, true},
+		{"matching orphan: adopted", pod("orphan", "ns", "j", nil), true, true},
+		{"orphan not matching", pod("orphan-x", "ns", "x", nil), false, false},
+		{"matching, another Job's", pod("others", "ns", "j", other), false, false},
+		{"matching orphan elsewhere", pod("elsewhere", "ns2", "j", nil), false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, client, _, _ := newTestController(t, job, tt.pod)
+			owned, err := c.claimPods(context.Background(), job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(owned) == 1 && owned[0].Name == tt.pod.Name; got != tt.owned || len(owned) > 1 {
+				t.Errorf("claimed %v, want own=%v", names(owned), tt.owned)
+			}
+			if got := countActions(client, "patch", "pods", "") == 1; got != tt.patched {
+				t.Errorf("patched = %v, want %v", got, tt.patched)
+			}
+		})
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/lotse/lotse/internal/controller"
 )
 
 // Pod labels the API server puts on a Job's template when it generates the
@@ -38,7 +40,9 @@ func (c *Controller) claimPods(ctx context.Context, job *batchv1.Job) ([]*corev1
 	if err != nil {
 		return nil, fmt.Errorf("job selector: %w", err)
 	}
-	all, err := c.pods.Pods(job.Namespace).List(labels.Everything())
+	// Only our own pods and orphans: the switch below ignores every pod
+	// another controller owns.
+	all, err := controller.ControlledOrOrphaned[*corev1.Pod](c.podIndex, job)
 	if err != nil {
 		return nil, err
 	}

@@ -10,18 +10,25 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/lotse/lotse/internal/controller"
 )
 
 // ownedRevisions lists the set's ControllerRevisions, adopting orphans
 // that match its selector (a set deleted with --cascade=orphan and
 // created again gets its history back, as upstream).
 func (c *Controller) ownedRevisions(ctx context.Context, set *appsv1.StatefulSet, sel labels.Selector, canAdopt func() error) ([]*appsv1.ControllerRevision, error) {
-	all, err := c.revisions.ControllerRevisions(set.Namespace).List(sel)
+	// Only our own revisions and orphans: the switch below ignores every
+	// revision another controller owns.
+	all, err := controller.ControlledOrOrphaned[*appsv1.ControllerRevision](c.revisions, set)
 	if err != nil {
 		return nil, err
 	}
 	var owned []*appsv1.ControllerRevision
 	for _, rev := range all {
+		if !sel.Matches(labels.Set(rev.Labels)) {
+			continue
+		}
 		ref := metav1.GetControllerOf(rev)
 		switch {
 		case ref != nil && ref.UID == set.UID:

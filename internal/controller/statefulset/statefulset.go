@@ -35,9 +35,9 @@ const workers = 5
 type Controller struct {
 	client    kubernetes.Interface
 	sets      appslisters.StatefulSetLister
-	pods      corelisters.PodLister
+	pods      cache.Indexer // with controller.ControllerUIDIndex
 	claims    corelisters.PersistentVolumeClaimLister
-	revisions appslisters.ControllerRevisionLister
+	revisions cache.Indexer // with controller.ControllerUIDIndex
 	synced    []cache.InformerSynced
 	queue     workqueue.TypedRateLimitingInterface[string]
 	expect    *expectations
@@ -60,9 +60,9 @@ func New(ctx *controller.Context) (controller.Controller, error) {
 	c := &Controller{
 		client:    ctx.Client,
 		sets:      setInf.Lister(),
-		pods:      podInf.Lister(),
+		pods:      podInf.Informer().GetIndexer(),
 		claims:    pvcInf.Lister(),
-		revisions: revInf.Lister(),
+		revisions: revInf.Informer().GetIndexer(),
 		synced: []cache.InformerSynced{setInf.Informer().HasSynced, podInf.Informer().HasSynced,
 			pvcInf.Informer().HasSynced, revInf.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
@@ -72,6 +72,11 @@ func New(ctx *controller.Context) (controller.Controller, error) {
 		recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "statefulset-controller"}),
 		clock:    ctx.Clock,
 		log:      ctx.Logger.With("controller", "statefulset"),
+	}
+	for _, inf := range []cache.SharedIndexInformer{podInf.Informer(), revInf.Informer()} {
+		if err := controller.AddControllerUIDIndex(inf); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := setInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
@@ -270,7 +275,9 @@ func (c *Controller) canAdopt(ctx context.Context, set *appsv1.StatefulSet) erro
 // claimPods returns the pods the set controls: members (named after the
 // set) matching its selector, adopting orphans and releasing the rest.
 func (c *Controller) claimPods(ctx context.Context, set *appsv1.StatefulSet, sel labels.Selector, canAdopt func() error) ([]*corev1.Pod, error) {
-	all, err := c.pods.Pods(set.Namespace).List(labels.Everything())
+	// Only our own pods and orphans: the switch below ignores every pod
+	// another controller owns.
+	all, err := controller.ControlledOrOrphaned[*corev1.Pod](c.pods, set)
 	if err != nil {
 		return nil, err
 	}
