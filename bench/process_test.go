@@ -35,7 +35,8 @@ var (
 )
 
 // binaries builds bin/lotse and the etcd-only baseline once per run, from
-// the module this package sits in. LOTSE_BIN overrides the lotse binary.
+// the module this package sits in. LOTSE_BIN names a lotse binary to use
+// instead of building one.
 func binaries(b *testing.B) (lotse, etcdOnly string) {
 	b.Helper()
 	buildOnce.Do(func() {
@@ -43,7 +44,11 @@ func binaries(b *testing.B) (lotse, etcdOnly string) {
 		if buildErr != nil {
 			return
 		}
-		for _, pkg := range []string{"./cmd/lotse", "./bench/cmd/etcdonly"} {
+		pkgs := []string{"./cmd/lotse", "./bench/cmd/etcdonly"}
+		if os.Getenv("LOTSE_BIN") != "" {
+			pkgs = pkgs[1:]
+		}
+		for _, pkg := range pkgs {
 			cmd := exec.Command("go", "build", "-o", binDir+"/", pkg)
 			cmd.Dir = ".."
 			if out, err := cmd.CombinedOutput(); err != nil {
