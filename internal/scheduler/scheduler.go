@@ -63,6 +63,10 @@ type Config struct {
 	// Clock drives backoff and flushes; default the real clock.
 	Clock  clock.WithTicker
 	Logger *slog.Logger
+	// Informers, when set, is an informer factory shared with other
+	// components of the process (see server.sharedInformers); by default
+	// the scheduler makes its own from Client.
+	Informers informers.SharedInformerFactory
 }
 
 // Scheduler is the component. It is leader-only when LeaderElect is set.
@@ -213,25 +217,33 @@ func (s *Scheduler) run(ctx context.Context) error {
 			defer func() { s.binder = nil }()
 		}
 	}
-	factory := informers.NewSharedInformerFactory(s.cfg.Client, 0)
+	factory := s.cfg.Informers
+	if factory == nil {
+		factory = informers.NewSharedInformerFactory(s.cfg.Client, 0)
+	}
 	podInformer := factory.Core().V1().Pods().Informer()
 	nodeInformer := factory.Core().V1().Nodes().Informer()
 	pcInformer := factory.Scheduling().V1().PriorityClasses()
 	s.priorityClasses = pcInformer.Lister()
-	if _, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	podHandler, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.onPodAdd(obj) },
 		UpdateFunc: func(old, obj any) { s.onPodUpdate(old, obj) },
 		DeleteFunc: func(obj any) { s.onPodDelete(obj) },
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
-	if _, err := nodeInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	// Informers shared with other components outlive this run.
+	defer podInformer.RemoveEventHandler(podHandler)
+	nodeHandler, err := nodeInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.onNodeAdd(obj) },
 		UpdateFunc: func(old, obj any) { s.onNodeUpdate(old, obj) },
 		DeleteFunc: func(obj any) { s.onNodeDelete(obj) },
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
+	defer nodeInformer.RemoveEventHandler(nodeHandler)
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
 	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {

@@ -43,11 +43,36 @@ func (s *Server) clientConfig(bundle *pki.Bundle, user string) (*rest.Config, er
 	}, nil
 }
 
+// sharedInformers is the one informer factory of a server process: the
+// scheduler, the controllers, cluster DNS and the Ingress proxy all read
+// the same caches, so 30,000 pods are held and decoded once, not once per
+// component as separate kube-scheduler and kube-controller-manager
+// processes must. A component's Start and Shutdown do not stop informers
+// other components use: they run until the server stops.
+type sharedInformers struct {
+	informers.SharedInformerFactory
+	stop <-chan struct{}
+}
+
+func (f sharedInformers) Start(<-chan struct{}) { f.SharedInformerFactory.Start(f.stop) }
+func (f sharedInformers) Shutdown()             {}
+
 // startComponents starts the control-plane components that run on the
 // API: the scheduler and the controllers, each leader-elected so several
-// servers can run them.
+// servers can run them, and what every server serves.
 func (s *Server) startComponents(ctx context.Context, bundle *pki.Bundle) (*sync.WaitGroup, error) {
 	var wg sync.WaitGroup
+	cfg, err := s.clientConfig(bundle, "system:apiserver")
+	if err != nil {
+		return &wg, err
+	}
+	client := kubernetes.NewForConfigOrDie(cfg)
+	factory := informers.NewSharedInformerFactory(client, 0)
+	shared := sharedInformers{SharedInformerFactory: factory, stop: ctx.Done()}
+	go func() {
+		<-ctx.Done()
+		factory.Shutdown()
+	}()
 	if !s.cfg.DisableScheduler {
 		cfg, err := s.clientConfig(bundle, "system:kube-scheduler")
 		if err != nil {
@@ -55,6 +80,7 @@ func (s *Server) startComponents(ctx context.Context, bundle *pki.Bundle) (*sync
 		}
 		sched, err := scheduler.New(scheduler.Config{
 			Client: kubernetes.NewForConfigOrDie(cfg), LeaderElect: true, Logger: s.log.With("component", "scheduler"),
+			Informers: shared,
 		})
 		if err != nil {
 			return &wg, err
@@ -67,15 +93,16 @@ func (s *Server) startComponents(ctx context.Context, bundle *pki.Bundle) (*sync
 			}
 		}()
 	}
-	if err := s.startServing(ctx, bundle, &wg); err != nil {
+	if err := s.startServing(ctx, client, shared, &wg); err != nil {
 		return &wg, err
 	}
-	cfg, err := s.clientConfig(bundle, "system:kube-controller-manager")
+	cfg, err = s.clientConfig(bundle, "system:kube-controller-manager")
 	if err != nil {
 		return &wg, err
 	}
 	mgr, err := manager.New(manager.Config{
 		RESTConfig: cfg, Enabled: s.cfg.Controllers, LeaderElect: true, Logger: s.log.With("component", "controller-manager"),
+		Informers: shared,
 	})
 	if err != nil {
 		return &wg, err
@@ -92,14 +119,9 @@ func (s *Server) startComponents(ctx context.Context, bundle *pki.Bundle) (*sync
 
 // startServing starts what every server runs, leader or not: the cluster
 // Services' endpoints at this server's address, cluster DNS and the
-// Ingress proxy, both answering from one set of informers.
-func (s *Server) startServing(ctx context.Context, bundle *pki.Bundle, wg *sync.WaitGroup) error {
-	cfg, err := s.clientConfig(bundle, "system:apiserver")
-	if err != nil {
-		return err
-	}
-	client := kubernetes.NewForConfigOrDie(cfg)
-	factory := informers.NewSharedInformerFactory(client, 0)
+// Ingress proxy, both answering from the shared informers.
+func (s *Server) startServing(ctx context.Context, client kubernetes.Interface, factory informers.SharedInformerFactory, wg *sync.WaitGroup) error {
+	var err error
 	var runs []func(context.Context) error
 	dnsPort := 0
 	if s.cfg.ClusterDNSPort != 0 {
@@ -140,10 +162,6 @@ func (s *Server) startServing(ctx context.Context, bundle *pki.Bundle, wg *sync.
 			}
 		}()
 	}
-	go func() {
-		<-ctx.Done()
-		factory.Shutdown()
-	}()
 	return nil
 }
 

@@ -34,6 +34,10 @@ type Config struct {
 	LeaderElect bool
 	Logger      *slog.Logger
 	Clock       clock.WithTicker
+	// Informers, when set, is an informer factory shared with other
+	// components of the process (see server.sharedInformers); by default
+	// the manager makes its own from RESTConfig for each term it leads.
+	Informers informers.SharedInformerFactory
 }
 
 // Manager runs the selected controllers.
@@ -144,10 +148,13 @@ func (m *Manager) runControllers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	factory := m.cfg.Informers
+	if factory == nil {
+		factory = informers.NewSharedInformerFactory(client, 0)
+	}
 	cctx := &controller.Context{
-		Client: client, Metadata: meta,
-		Informers: informers.NewSharedInformerFactory(client, 0),
-		Logger:    m.cfg.Logger, Clock: m.cfg.Clock,
+		Client: client, Metadata: meta, Informers: factory,
+		Logger: m.cfg.Logger, Clock: m.cfg.Clock,
 	}
 	var controllers []controller.Controller
 	for _, name := range m.names {
