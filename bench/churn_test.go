@@ -53,8 +53,8 @@ func BenchmarkChurn1kDeployments(b *testing.B) {
 		peak := statusKB(b, c.server.cmd.Process.Pid, "VmHWM") / 1024
 
 		for _, p := range append(base, phases...) {
-			b.Logf("%-12s %6.1f s (writes done at %5.1f s)  control plane %6.1f CPU s  sim %5.1f CPU s",
-				p.name, p.took.Seconds(), p.written.Seconds(), p.cpu, p.simCPU)
+			b.Logf("%-12s %6.1f s (writes done at %5.1f s)  control plane %6.1f CPU s, %5.0f MB at the end  sim %5.1f CPU s",
+				p.name, p.took.Seconds(), p.written.Seconds(), p.cpu, p.rssMB, p.simCPU)
 			b.ReportMetric(p.took.Seconds(), "s-"+p.name)
 			b.ReportMetric(p.cpu, "cpu-s-"+p.name)
 		}
@@ -111,6 +111,7 @@ type phase struct {
 	took, written time.Duration // to convergence; to the last write done
 	cpu           float64       // control plane CPU seconds
 	simCPU        float64
+	rssMB         float64 // the control plane's at the end
 }
 
 // timed runs write, then waits for converged, and measures both.
@@ -123,7 +124,8 @@ func (c *churnCluster) timed(b *testing.B, name string, write func(), converged 
 	written := time.Since(start)
 	c.eventually(b, name, 30*time.Minute, converged)
 	<-profiled
-	return phase{name: name, took: time.Since(start), written: written, cpu: cpuSeconds(b, c.server) - cpu0, simCPU: cpuSeconds(b, c.sim) - sim0}
+	return phase{name: name, took: time.Since(start), written: written, cpu: cpuSeconds(b, c.server) - cpu0, simCPU: cpuSeconds(b, c.sim) - sim0,
+		rssMB: statusKB(b, c.server.cmd.Process.Pid, "VmRSS") / 1024}
 }
 
 // eventually polls cond every 100 ms until it holds; past timeout the
@@ -234,8 +236,11 @@ func (c *churnCluster) saveProfile(b *testing.B, name, profile string) <-chan st
 	}
 	go func() {
 		defer close(done)
-		// A CPU profile covers the first five seconds of a phase.
-		data, err := c.client.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/"+profile).Param("seconds", "5").DoRaw(b.Context())
+		req := c.client.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/" + profile)
+		if profile == "profile" {
+			req.Param("seconds", "5") // a CPU profile of the first five seconds of a phase
+		}
+		data, err := req.DoRaw(b.Context())
 		if err == nil {
 			err = os.WriteFile(filepath.Join(dir, name+".pb.gz"), data, 0o644)
 		}
