@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -307,7 +308,7 @@ func (rq *request) decode(data []byte, contentType string, into runtime.Object) 
 				return nil, apierrors.NewBadRequest(err.Error())
 			}
 			for _, e := range strictErrors(err) {
-				rq.w.Header().Add("Warning", fmt.Sprintf("299 - %s", strconv.Quote(e)))
+				rq.warn(e)
 			}
 		} else {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("the body of the request could not be decoded: %v", err))
@@ -946,4 +947,13 @@ func validateListOptions(q url.Values, watch bool) error {
 		return apierrors.NewInvalid(listOptionsGK, "", errs)
 	}
 	return nil
+}
+
+// warn adds a Warning header, once per text as upstream's recorder does:
+// an update retried after a conflict decodes its patch again.
+func (rq *request) warn(text string) {
+	v := "299 - " + strconv.Quote(text)
+	if !slices.Contains(rq.w.Header().Values("Warning"), v) {
+		rq.w.Header().Add("Warning", v)
+	}
 }
