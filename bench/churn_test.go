@@ -125,7 +125,7 @@ func (c *churnCluster) timed(b *testing.B, name string, write func(), converged 
 	c.eventually(b, name, 30*time.Minute, converged)
 	<-profiled
 	return phase{name: name, took: time.Since(start), written: written, cpu: cpuSeconds(b, c.server) - cpu0, simCPU: cpuSeconds(b, c.sim) - sim0,
-		rssMB: statusKB(b, c.server.cmd.Process.Pid, "VmRSS") / 1024}
+		rssMB: rssMB(b, c.server.cmd.Process.Pid)}
 }
 
 // eventually polls cond every 100 ms until it holds; past timeout the
