@@ -40,7 +40,7 @@ var resourceVerbs = []string{"create", "delete", "deletecollection", "get", "lis
 
 func subresourceVerbs(sub string) []string {
 	switch sub {
-	case "binding", "eviction":
+	case "binding", "eviction", "token":
 		return []string{"create"}
 	case "finalize":
 		return []string{"update"}
@@ -60,6 +60,8 @@ func subresourceKind(k *registry.Kind, sub string) schema.GroupVersionKind {
 		return schema.GroupVersionKind{Version: "v1", Kind: "Binding"}
 	case "eviction":
 		return schema.GroupVersionKind{Group: "policy", Version: "v1", Kind: "Eviction"}
+	case "token":
+		return tokenRequestGVK
 	case "exec":
 		return schema.GroupVersionKind{Version: "v1", Kind: "PodExecOptions"}
 	case "attach":

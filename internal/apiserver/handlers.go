@@ -80,6 +80,8 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, info *req
 		err = rq.bind()
 	case sub == "eviction" && info.Verb == "create":
 		err = rq.evict()
+	case sub == "token" && info.Verb == "create":
+		err = rq.createToken()
 	case sub == "finalize" && info.Verb == "update":
 		err = rq.update()
 	case nodeSubresources[sub] != "" && (info.Verb == "get" || info.Verb == "create"):
@@ -391,6 +393,11 @@ func (rq *request) create() error {
 	defaults.Apply(obj)
 	if pod, ok := obj.(*corev1.Pod); ok {
 		addDefaultTolerations(pod)
+		if rq.s.cfg.ServiceAccountAdmission {
+			if err := rq.s.admitServiceAccount(rq.ctx, pod); err != nil {
+				return err
+			}
+		}
 	}
 	if ing, ok := obj.(*networkingv1.Ingress); ok {
 		if err := rq.s.setDefaultIngressClass(rq.ctx, ing); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lotse/lotse/internal/apiserver/registry"
 	"github.com/lotse/lotse/internal/pki"
+	"github.com/lotse/lotse/internal/satoken"
 	"github.com/lotse/lotse/internal/storage"
 )
 
@@ -55,6 +56,13 @@ type Config struct {
 	// Profiling serves Go's profiles at /debug/pprof/ to members of
 	// system:masters, as kube-apiserver's --profiling does.
 	Profiling bool
+	// Tokens issues service account tokens (serviceaccounts/token) and
+	// authenticates requests that bear one; nil turns both off.
+	Tokens *satoken.Issuer
+	// ServiceAccountAdmission runs upstream's ServiceAccount admission on
+	// new pods: their service account must exist, and they get the
+	// kube-api-access volume with a token, the cluster CA and namespace.
+	ServiceAccountAdmission bool
 }
 
 // Server is the HTTP handler of the Kubernetes API.
@@ -83,7 +91,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.ServiceCIDR = DefaultServiceCIDR
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, reg: cfg.Registry, store: cfg.Store}
-	var virtual []virtualGroupVersion
+	virtual := []virtualGroupVersion{{GV: authenticationGV, Resources: authenticationResources}}
 	if cfg.NodeTransport != nil {
 		virtual = append(virtual, virtualGroupVersion{GV: metricsGV, Resources: metricsResources})
 	}
@@ -128,6 +136,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	u, ok := s.cfg.Authenticator(r)
 	if !ok {
+		u, ok = s.authenticateToken(r)
+	}
+	if !ok {
 		s.writeError(w, r, apierrors.NewUnauthorized("Unauthorized"))
 		return
 	}
@@ -147,6 +158,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case s.cfg.Profiling && strings.HasPrefix(path, "/debug/pprof"):
 		s.serveProfile(w, r)
+	case s.cfg.Tokens != nil && path == satoken.OpenIDConfigurationPath:
+		writeRaw(w, http.StatusOK, s.cfg.Tokens.OpenIDConfiguration())
+	case s.cfg.Tokens != nil && path == satoken.JWKSPath:
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(s.cfg.Tokens.JWKS())
+	case strings.HasPrefix(path, "/apis/"+authenticationGV.String()+"/"):
+		s.serveAuthentication(w, r)
 	case path == "/api" || path == "/api/" || path == "/apis" || path == "/apis/":
 		s.discovery.serveRoot(s, w, r)
 	case s.cfg.NodeTransport != nil && strings.HasPrefix(path, "/apis/"+metricsGV.String()+"/"):

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
 
+	"github.com/lotse/lotse/internal/satoken"
 	"github.com/lotse/lotse/internal/server"
 )
 
@@ -121,6 +122,8 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	fs.StringSliceVar(&cfg.Controllers, "controllers", []string{"*"}, "controllers to run: * for all, name to enable, -name to disable")
 	fs.BoolVar(&cfg.Profiling, "profiling", true, "serve Go profiles at /debug/pprof/ to members of system:masters")
 	fs.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler")
+	fs.StringVar(&cfg.ServiceAccountIssuer, "service-account-issuer", satoken.DefaultIssuer, "the issuer (iss) of service account tokens, also their default audience")
+	fs.StringSliceVar(&cfg.DisableAdmissionPlugins, "disable-admission-plugins", nil, "admission plugins to turn off (only ServiceAccount)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -26,6 +26,9 @@ type Context struct {
 	Informers informers.SharedInformerFactory
 	Logger    *slog.Logger
 	Clock     clock.WithTicker
+	// RootCA is the PEM bundle that verifies the API server, which the
+	// root CA publisher hands to pods.
+	RootCA []byte
 }
 
 // Controller is one control loop; Run blocks until ctx is done.

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -149,12 +150,14 @@ var subresourceKinds = map[string]schema.GroupVersionKind{
 	"scale":    autoscalingv1.SchemeGroupVersion.WithKind("Scale"),
 	"binding":  corev1.SchemeGroupVersion.WithKind("Binding"),
 	"eviction": policyv1.SchemeGroupVersion.WithKind("Eviction"),
+	"token":    authenticationv1.SchemeGroupVersion.WithKind("TokenRequest"),
 }
 
 var subresourceTypes = map[string]reflect.Type{
 	"scale":    reflect.TypeFor[autoscalingv1.Scale](),
 	"binding":  reflect.TypeFor[corev1.Binding](),
 	"eviction": reflect.TypeFor[policyv1.Eviction](),
+	"token":    reflect.TypeFor[authenticationv1.TokenRequest](),
 }
 
 // Meta types every group version's operations refer to.
@@ -309,7 +312,7 @@ func subresourcePath(m *model, k *registry.Kind, sub, item string, nameParam par
 	what := sub + " of the named " + kind
 	var ops []*operation
 	switch sub {
-	case "binding", "eviction":
+	case "binding", "eviction", "token":
 		ops = []*operation{withBody(op("post", "create", "post", "create "+sub+" of a "+kind, writeParams, ok(ref), created(ref), accepted(ref)), ref, true)}
 	case "finalize":
 		ops = []*operation{withBody(op("put", "replace", "put", "replace finalize of the named "+kind, writeParams, ok(ref), created(ref)), ref, true)}

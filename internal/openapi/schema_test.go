@@ -141,7 +141,7 @@ func TestOperations(t *testing.T) {
 	for gv, items := range s.paths {
 		for _, p := range items {
 			for _, o := range p.ops {
-				if o.gvk.GroupVersion() != gv && o.gvk.Kind != "Scale" && o.gvk.Kind != "Binding" && o.gvk.Kind != "Eviction" {
+				if o.gvk.GroupVersion() != gv && o.gvk.Kind != "Scale" && o.gvk.Kind != "Binding" && o.gvk.Kind != "Eviction" && o.gvk.Kind != "TokenRequest" {
 					t.Errorf("%s %s: operation of %v in %v", o.method, p.path, o.gvk, gv)
 				}
 				ops[want{p.path, o.method, o.id, o.action, o.gvk.Kind}] = true
@@ -167,6 +167,7 @@ func TestOperations(t *testing.T) {
 		{"/api/v1/watch/nodes/{name}", "get", "watchCoreV1Node", "watch", "Node"},
 		{"/api/v1/namespaces/{name}/finalize", "put", "replaceCoreV1NamespaceFinalize", "put", "Namespace"},
 		{"/api/v1/namespaces/{namespace}/pods/{name}/binding", "post", "createCoreV1NamespacedPodBinding", "post", "Binding"},
+		{"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token", "post", "createCoreV1NamespacedServiceAccountToken", "post", "TokenRequest"},
 		{"/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}", "patch", "patchRbacAuthorizationV1ClusterRole", "patch", "ClusterRole"},
 		{"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}/status", "put", "replaceNetworkingV1NamespacedIngressStatus", "put", "Ingress"},
 		{"/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers", "get", "listAutoscalingV2NamespacedHorizontalPodAutoscaler", "list", "HorizontalPodAutoscaler"},

@@ -29,6 +29,7 @@ import (
 	"github.com/lotse/lotse/internal/node"
 	"github.com/lotse/lotse/internal/openapi"
 	"github.com/lotse/lotse/internal/pki"
+	"github.com/lotse/lotse/internal/satoken"
 	"github.com/lotse/lotse/internal/storage"
 )
 
@@ -73,10 +74,20 @@ type Config struct {
 	// Controllers selects the controllers to run, as --controllers does
 	// ("*" all, "-name" disables one); empty means all.
 	Controllers []string
+	// ServiceAccountIssuer is the "iss" of service account tokens;
+	// default satoken.DefaultIssuer.
+	ServiceAccountIssuer string
+	// DisableAdmissionPlugins turns admission plugins off, as
+	// --disable-admission-plugins; only "ServiceAccount" can be.
+	DisableAdmissionPlugins []string
 	// EtcdUnsafeNoSync trades durability for speed; tests only.
 	EtcdUnsafeNoSync bool
 	Logger           *slog.Logger
 }
+
+// AdmissionServiceAccount is the admission plugin that gives pods their
+// service account's token (see apiserver.Config.ServiceAccountAdmission).
+const AdmissionServiceAccount = "ServiceAccount"
 
 // NodeConfig is the node `lotse server` runs on its own machine.
 type NodeConfig struct {
@@ -128,6 +139,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Node.PodCIDR == "" {
 		cfg.Node.PodCIDR = node.DefaultPodCIDR
+	}
+	for _, p := range cfg.DisableAdmissionPlugins {
+		if p != AdmissionServiceAccount {
+			return nil, fmt.Errorf("server: admission plugin %q cannot be disabled (only %s can)", p, AdmissionServiceAccount)
+		}
 	}
 	return &Server{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), stopped: make(chan struct{})}, nil
 }
@@ -244,16 +260,26 @@ func (s *Server) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	saKey, err := satoken.LoadOrCreateKey(filepath.Join(cfg.DataDir, satoken.KeyFile))
+	if err != nil {
+		return err
+	}
+	tokens, err := satoken.NewIssuer(saKey, cfg.ServiceAccountIssuer, nil)
+	if err != nil {
+		return err
+	}
 	api, err := apiserver.New(apiserver.Config{
-		Images:        imgs,
-		NodeTransport: toNodes,
-		Registry:      reg,
-		Store:         store,
-		Authenticator: x509Authenticator(bundle.CA),
-		OpenAPI:       docs,
-		Profiling:     s.cfg.Profiling,
-		Version:       Version,
-		Logger:        s.log,
+		Tokens:                  tokens,
+		ServiceAccountAdmission: !slices.Contains(cfg.DisableAdmissionPlugins, AdmissionServiceAccount),
+		Images:                  imgs,
+		NodeTransport:           toNodes,
+		Registry:                reg,
+		Store:                   store,
+		Authenticator:           x509Authenticator(bundle.CA),
+		OpenAPI:                 docs,
+		Profiling:               s.cfg.Profiling,
+		Version:                 Version,
+		Logger:                  s.log,
 		Ready: func() error {
 			if !ready.Load() {
 				return errors.New("not ready yet")

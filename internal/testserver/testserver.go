@@ -27,6 +27,11 @@ type Options struct {
 	// tests that run their own instance of a component turn the server's off.
 	DisableScheduler bool
 	Controllers      []string
+	// ServiceAccountAdmission turns on the admission that gives pods
+	// their kube-api-access volume and refuses pods whose service
+	// account does not exist. Off by default so that tests can create
+	// pods in a namespace the moment it exists.
+	ServiceAccountAdmission bool
 }
 
 // Server is a running control plane owned by one test.
@@ -53,10 +58,14 @@ func Start(t testing.TB, opts Options) *Server {
 	if os.Getenv("LOTSE_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv, err := server.New(server.Config{
+	sc := server.Config{
 		DataDir: dir, HTTPSPort: opts.Port, DisableAgent: true, EtcdUnsafeNoSync: true, Logger: log,
 		DisableScheduler: opts.DisableScheduler, Controllers: opts.Controllers,
-	})
+	}
+	if !opts.ServiceAccountAdmission {
+		sc.DisableAdmissionPlugins = []string{server.AdmissionServiceAccount}
+	}
+	srv, err := server.New(sc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func Default() *Registry {
 				return map[string]string{"spec.unschedulable": strconv.FormatBool(o.(*corev1.Node).Spec.Unschedulable)}
 			}},
 		{GVK: gvk("", "v1", "Event"), Resource: "events", ShortNames: []string{"ev"}, Namespaced: true, FieldLabels: eventFields},
-		{GVK: gvk("", "v1", "ServiceAccount"), Resource: "serviceaccounts", ShortNames: []string{"sa"}, Namespaced: true},
+		{GVK: gvk("", "v1", "ServiceAccount"), Resource: "serviceaccounts", ShortNames: []string{"sa"}, Namespaced: true, Subresources: []string{"token"}},
 		{GVK: gvk("", "v1", "LimitRange"), Resource: "limitranges", ShortNames: []string{"limits"}, Namespaced: true},
 		{GVK: gvk("", "v1", "ResourceQuota"), Resource: "resourcequotas", ShortNames: []string{"quota"}, Namespaced: true, Subresources: []string{"status"}},
 		{GVK: gvk("", "v1", "PersistentVolume"), Resource: "persistentvolumes", ShortNames: []string{"pv"}, Subresources: []string{"status"}},

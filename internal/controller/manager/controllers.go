@@ -14,6 +14,7 @@ import (
 	"github.com/lotse/lotse/internal/controller/podautoscaler"
 	"github.com/lotse/lotse/internal/controller/podgc"
 	"github.com/lotse/lotse/internal/controller/replicaset"
+	"github.com/lotse/lotse/internal/controller/rootcacert"
 	"github.com/lotse/lotse/internal/controller/serviceaccount"
 	"github.com/lotse/lotse/internal/controller/servicelb"
 	"github.com/lotse/lotse/internal/controller/statefulset"
@@ -33,7 +34,11 @@ var Controllers = map[string]controller.Constructor{
 	"nodelifecycle":            nodelifecycle.New,
 	"podgc":                    podgc.New,
 	"replicaset":               replicaset.New,
+	rootCAPublisher:            rootcacert.New,
 	"serviceaccount":           serviceaccount.New,
 	"servicelb":                servicelb.New,
 	"statefulset":              statefulset.New,
 }
+
+// rootCAPublisher is upstream's name for the controller of kube-root-ca.crt.
+const rootCAPublisher = "root-ca-cert-publisher"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -38,6 +39,9 @@ type Config struct {
 	// components of the process (see server.sharedInformers); by default
 	// the manager makes its own from RESTConfig for each term it leads.
 	Informers informers.SharedInformerFactory
+	// RootCA is the CA bundle published as kube-root-ca.crt; by default
+	// the certificate authority of RESTConfig.
+	RootCA []byte
 }
 
 // Manager runs the selected controllers.
@@ -60,6 +64,20 @@ func New(cfg Config) (*Manager, error) {
 	names, err := Select(cfg.Enabled)
 	if err != nil {
 		return nil, err
+	}
+	if len(cfg.RootCA) == 0 {
+		cfg.RootCA = cfg.RESTConfig.CAData
+	}
+	if len(cfg.RootCA) == 0 && cfg.RESTConfig.CAFile != "" {
+		if cfg.RootCA, err = os.ReadFile(cfg.RESTConfig.CAFile); err != nil {
+			return nil, fmt.Errorf("manager: root CA: %w", err)
+		}
+	}
+	if len(cfg.RootCA) == 0 {
+		// Nothing to publish: pods' kube-api-access volumes then wait
+		// for a kube-root-ca.crt published some other way.
+		names = slices.DeleteFunc(names, func(n string) bool { return n == rootCAPublisher })
+		cfg.Logger.Warn("the kubeconfig names no certificate authority; not publishing kube-root-ca.crt")
 	}
 	return &Manager{cfg: cfg, names: names}, nil
 }
@@ -154,7 +172,7 @@ func (m *Manager) runControllers(ctx context.Context) error {
 	}
 	cctx := &controller.Context{
 		Client: client, Metadata: meta, Informers: factory,
-		Logger: m.cfg.Logger, Clock: m.cfg.Clock,
+		Logger: m.cfg.Logger, Clock: m.cfg.Clock, RootCA: m.cfg.RootCA,
 	}
 	var controllers []controller.Controller
 	for _, name := range m.names {
