@@ -76,6 +76,8 @@ type Agent struct {
 	workers map[string]*podWorker // by pod UID
 	// backoff remembers restart back-off per container (pod UID/name).
 	backoff map[string]*backoffEntry
+	// tokens caches projected service account tokens (pod UID/...).
+	tokens  map[string]cachedToken
 	probes  *probeManager
 	metrics sampler
 	// recorder sends events; nil until Run starts it.
@@ -118,6 +120,7 @@ func New(cfg Config) (*Agent, error) {
 		images:  runtimeapi.NewImageServiceClient(cfg.Runtime),
 		workers: map[string]*podWorker{},
 		backoff: map[string]*backoffEntry{},
+		tokens:  map[string]cachedToken{},
 	}
 	a.probes = newProbeManager(a)
 	return a, nil

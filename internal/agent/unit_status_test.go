@@ -25,6 +25,7 @@ func newTestAgent(t *testing.T) *Agent {
 		log:     slog.New(slog.DiscardHandler),
 		workers: map[string]*podWorker{},
 		backoff: map[string]*backoffEntry{},
+		tokens:  map[string]cachedToken{},
 	}
 	a.probes = newProbeManager(a)
 	return a

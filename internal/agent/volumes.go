@@ -251,7 +251,11 @@ func (a *Agent) projectedFiles(ctx context.Context, pod *corev1.Pod, v corev1.Vo
 				files[it.Path] = file{[]byte(val), os.FileMode(ptr.Deref(it.Mode, mode))}
 			}
 		case src.ServiceAccountToken != nil:
-			return nil, errors.New("service account token projection needs the TokenRequest API, which lotse does not serve yet")
+			token, err := a.serviceAccountToken(ctx, pod, src.ServiceAccountToken)
+			if err != nil {
+				return nil, fmt.Errorf("service account token: %w", err)
+			}
+			files[src.ServiceAccountToken.Path] = file{token, os.FileMode(mode)}
 		case src.ClusterTrustBundle != nil:
 			return nil, errors.New("clusterTrustBundle projection is not supported")
 		}

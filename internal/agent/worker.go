@@ -96,6 +96,7 @@ func (a *Agent) runWorker(ctx context.Context, w *podWorker) {
 			a.mu.Unlock()
 			a.probes.forget(w.uid)
 			a.forgetBackoff(w.uid)
+			a.forgetTokens(w.uid)
 			return
 		}
 		w.syncAgain(resyncPeriod)

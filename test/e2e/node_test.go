@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -131,6 +133,45 @@ func TestNode(t *testing.T) {
 		waitFor(t, 30*time.Second, "the attached pod deleted", func() (bool, string) {
 			r := k.run(t, n("get", "pod", "att")...)
 			return r.code != 0 && strings.Contains(r.stderr, "NotFound"), r.String()
+		})
+	})
+
+	t.Run("service account token", func(t *testing.T) {
+		// Every pod gets kube-api-access: a token bound to it, the
+		// cluster CA and its namespace, which in-cluster clients use.
+		k.ok(t, n("run", "sa", "--image=busybox:1.36", "--", "sleep", "3600")...)
+		waitRunning(t, k, "sa")
+		const dir = "/var/run/secrets/kubernetes.io/serviceaccount/"
+		token := k.ok(t, n("exec", "sa", "--", "cat", dir+"token")...)
+		ca := k.ok(t, n("exec", "sa", "--", "cat", dir+"ca.crt")...)
+		if ns := k.ok(t, n("exec", "sa", "--", "cat", dir+"namespace")...); ns != "node" {
+			t.Errorf("namespace file = %q, want node", ns)
+		}
+		// A client with nothing but the pod's files is the pod's account.
+		whoami := func(token string) result {
+			path := filepath.Join(t.TempDir(), "sa.kubeconfig")
+			cfg := fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: %q, certificate-authority-data: %s}}]\n"+
+				"users: [{name: u, user: {token: %q}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
+				srv.URL, base64.StdEncoding.EncodeToString([]byte(ca)), strings.TrimSpace(token))
+			if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			as := *k
+			as.kubeconfig = path
+			return as.run(t, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+		}
+		if r := whoami(token); r.code != 0 || r.stdout != "system:serviceaccount:node:default" {
+			t.Errorf("auth whoami with the pod's token:\n%s", r)
+		}
+		// kubectl create token asks the TokenRequest API for one.
+		if r := whoami(k.ok(t, n("create", "token", "default", "--duration", "10m")...)); r.code != 0 || r.stdout != "system:serviceaccount:node:default" {
+			t.Errorf("auth whoami with kubectl create token's token:\n%s", r)
+		}
+		// The pod's token dies with the pod.
+		k.ok(t, n("delete", "pod", "sa", "--grace-period=1")...)
+		waitFor(t, 30*time.Second, "the pod's token refused", func() (bool, string) {
+			r := whoami(token)
+			return r.code != 0 && strings.Contains(r.stderr, "Unauthorized"), r.String()
 		})
 	})
 
