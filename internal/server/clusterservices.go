@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"maps"
 	"net"
 	"slices"
 	"time"
@@ -149,8 +150,15 @@ func (cs clusterService) ensureEndpoints(ctx context.Context, client kubernetes.
 		if !present {
 			return nil
 		}
+		// The keeper writes the EndpointSlice itself: the mirroring
+		// controller must leave these Endpoints alone, as upstream's.
+		labels := maps.Clone(cs.labels)
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[discoveryv1.LabelSkipMirror] = "true"
 		_, err = eps.Create(ctx, &corev1.Endpoints{
-			ObjectMeta: metav1.ObjectMeta{Name: cs.name, Labels: cs.labels},
+			ObjectMeta: metav1.ObjectMeta{Name: cs.name, Labels: labels},
 			Subsets:    []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: addr}}, Ports: ports}},
 		}, metav1.CreateOptions{})
 		return err
@@ -177,10 +185,14 @@ func (cs clusterService) ensureEndpoints(ctx context.Context, client kubernetes.
 		}
 		subsets = []corev1.EndpointSubset{sub}
 	}
-	if equality.Semantic.DeepEqual(cur.Subsets, subsets) {
+	if equality.Semantic.DeepEqual(cur.Subsets, subsets) && cur.Labels[discoveryv1.LabelSkipMirror] == "true" {
 		return nil
 	}
 	cur.Subsets = subsets
+	if cur.Labels == nil {
+		cur.Labels = map[string]string{}
+	}
+	cur.Labels[discoveryv1.LabelSkipMirror] = "true"
 	_, err = eps.Update(ctx, cur, metav1.UpdateOptions{})
 	return err
 }

@@ -54,6 +54,17 @@ func TestKubernetesService(t *testing.T) {
 		slice.Endpoints[0].Addresses[0] != addr || int(*slice.Ports[0].Port) != apiPort {
 		t.Fatalf("kubernetes EndpointSlice: %+v", slice)
 	}
+	// The keeper writes the slice itself; the mirroring controller (which
+	// this server runs) must not add a second one.
+	eps, err := s.Client.CoreV1().Endpoints("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil || eps.Labels[discoveryv1.LabelSkipMirror] != "true" {
+		t.Fatalf("kubernetes Endpoints labels = %v (%v), want skip-mirror", eps.Labels, err)
+	}
+	time.Sleep(time.Second)
+	all, err := s.Client.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=kubernetes"})
+	if err != nil || len(all.Items) != 1 {
+		t.Fatalf("kubernetes has %d EndpointSlices (%v), want 1", len(all.Items), err)
+	}
 	if _, err := s.Client.CoreV1().Services("kube-system").Get(ctx, "kube-dns", metav1.GetOptions{}); err == nil {
 		t.Fatal("kube-dns exists though this server serves no DNS")
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -206,7 +207,8 @@ func truncateSubsets(subsets []corev1.EndpointSubset, max int) ([]corev1.Endpoin
 }
 
 // endpointsLabels are the labels of a Service's Endpoints: the Service's
-// own, the headless marker when it has no cluster IP, and the manager.
+// own, the headless marker when it has no cluster IP, the manager, and
+// skip-mirror (the mirroring controller is for Endpoints users write).
 func endpointsLabels(svc *corev1.Service) map[string]string {
 	out := map[string]string{}
 	for k, v := range svc.Labels {
@@ -217,5 +219,6 @@ func endpointsLabels(svc *corev1.Service) map[string]string {
 		out[corev1.IsHeadlessService] = ""
 	}
 	out[EndpointsManagedBy] = EndpointsControllerName
+	out[discoveryv1.LabelSkipMirror] = "true"
 	return out
 }

@@ -172,7 +172,7 @@ func TestEndpointsFollowPods(t *testing.T) {
 	// (The last-change-trigger-time annotation is only there when the
 	// write that made the object knew its trigger; timing decides, so
 	// the unit tests check the trigger bookkeeping, not this test.)
-	if ep.Labels["team"] != "a" || ep.Labels[endpointslice.EndpointsManagedBy] != endpointslice.EndpointsControllerName {
+	if ep.Labels["team"] != "a" || ep.Labels[endpointslice.EndpointsManagedBy] != endpointslice.EndpointsControllerName || ep.Labels["endpointslice.kubernetes.io/skip-mirror"] != "true" {
 		t.Errorf("endpoints metadata = %+v", ep.ObjectMeta)
 	}
 	slices, err := s.Client.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=web"})

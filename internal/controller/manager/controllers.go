@@ -7,6 +7,7 @@ import (
 	"github.com/lotse/lotse/internal/controller/deployment"
 	"github.com/lotse/lotse/internal/controller/disruption"
 	"github.com/lotse/lotse/internal/controller/endpointslice"
+	"github.com/lotse/lotse/internal/controller/endpointslicemirroring"
 	"github.com/lotse/lotse/internal/controller/garbagecollector"
 	"github.com/lotse/lotse/internal/controller/job"
 	"github.com/lotse/lotse/internal/controller/namespace"
@@ -27,6 +28,7 @@ var Controllers = map[string]controller.Constructor{
 	"deployment":               deployment.New,
 	"disruption":               disruption.New,
 	"endpointslice":            endpointslice.New,
+	"endpointslicemirroring":   endpointslicemirroring.New,
 	"garbagecollector":         garbagecollector.New,
 	"horizontalpodautoscaling": podautoscaler.New,
 	"job":                      job.New,
