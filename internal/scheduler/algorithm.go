@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,6 +26,10 @@ type FitError struct {
 	// NodeStatuses is each rejected node's verdict; preemption looks
 	// only at nodes whose code is Unschedulable.
 	NodeStatuses map[string]*fw.Status
+	// PreFilterMsg is set when a PreFilter rejected the pod for every
+	// node at once (a missing PersistentVolumeClaim); it then replaces
+	// the per-node reasons.
+	PreFilterMsg string
 	// PostFilterMsg is what preemption found, such as "preemption: 0/5
 	// nodes are available: 5 Preemption is not helpful for scheduling.".
 	PostFilterMsg string
@@ -36,7 +41,11 @@ type FitError struct {
 // preemption victims found for incoming pod, 3 Preemption is not helpful
 // for scheduling."
 func (e *FitError) Error() string {
-	msg := fmt.Sprintf("0/%d nodes are available: %s.", e.NumAllNodes, histogram(e.Reasons))
+	reasons := e.PreFilterMsg
+	if reasons == "" {
+		reasons = histogram(e.Reasons)
+	}
+	msg := fmt.Sprintf("0/%d nodes are available: %s.", e.NumAllNodes, reasons)
 	if e.PostFilterMsg != "" {
 		msg += " " + e.PostFilterMsg
 	}
@@ -57,9 +66,8 @@ func histogram(reasons map[string]int) string {
 // it picks a node. It keeps only a rotating start index between calls, so
 // it is used by one goroutine at a time.
 type Algorithm struct {
-	filters    []fw.FilterPlugin
-	preFilters []fw.PreFilterPlugin
-	scores     []weightedScore
+	filters []fw.FilterPlugin
+	scores  []weightedScore
 	// percentageOfNodesToScore bounds how many feasible nodes are looked
 	// for in large clusters; 0 means upstream's adaptive default.
 	percentageOfNodesToScore int32
@@ -79,11 +87,6 @@ type weightedScore struct {
 // plugins with weight 0 are left out.
 func NewAlgorithm(filters []fw.FilterPlugin, scores []fw.ScorePlugin, weights map[string]int64, percentage int32, seed uint64) *Algorithm {
 	a := &Algorithm{filters: filters, percentageOfNodesToScore: percentage, rand: rand.New(rand.NewPCG(seed, seed^0x5eed))}
-	for _, f := range filters {
-		if pf, ok := f.(fw.PreFilterPlugin); ok {
-			a.preFilters = append(a.preFilters, pf)
-		}
-	}
 	for _, s := range scores {
 		if w := weights[s.Name()]; w > 0 {
 			a.scores = append(a.scores, weightedScore{s, w})
@@ -118,13 +121,25 @@ func (a *Algorithm) Schedule(pod *fw.PodInfo, nodes fw.NodeLister) (string, erro
 	// The scores count pods and images over the whole cluster, not only
 	// the nodes that pass the filters.
 	plugins.RecordNodes(state, nodes)
-	for _, pf := range a.preFilters {
-		if st := pf.PreFilter(state, pod, nodes); !st.IsSuccess() {
+	var skipped []int // indexes into a.filters
+	for i, f := range a.filters {
+		pf, ok := f.(fw.PreFilterPlugin)
+		if !ok {
+			continue
+		}
+		switch st := pf.PreFilter(state, pod, nodes); {
+		case st.IsSuccess():
+		case st.Code == fw.Skip:
+			skipped = append(skipped, i)
+		case st.Code == fw.Error:
 			return "", fmt.Errorf("prefilter %s: %s", pf.Name(), st.Message())
+		default:
+			return "", preFilterFitError(all, st)
 		}
 	}
+	filters := a.filtersWithout(skipped)
 	if names := plugins.NodeNames(pod.Pod); names != nil {
-		if node, ok := a.scheduleAmong(state, pod, nodes, names); ok {
+		if node, ok := a.scheduleAmong(filters, state, pod, nodes, names); ok {
 			return node, nil
 		}
 		// None of them fits: the pass over all nodes below says why.
@@ -139,7 +154,7 @@ func (a *Algorithm) Schedule(pod *fw.PodInfo, nodes fw.NodeLister) (string, erro
 	for i := 0; i < len(all) && len(feasible) < want; i++ {
 		ni := all[(start+i)%len(all)]
 		processed++
-		if st := a.runFilters(state, pod, ni); st != nil {
+		if st := a.runFilters(filters, state, pod, ni); st != nil {
 			for _, r := range st.Reasons {
 				fitErr.Reasons[r]++
 			}
@@ -159,12 +174,23 @@ func (a *Algorithm) Schedule(pod *fw.PodInfo, nodes fw.NodeLister) (string, erro
 	return a.selectHost(feasible, totals), nil
 }
 
+// preFilterFitError is the FitError for a pod a PreFilter rejected: every
+// node gets its status, as upstream, so preemption sees whether evicting
+// could help.
+func preFilterFitError(all []*fw.NodeInfo, st *fw.Status) *FitError {
+	e := &FitError{NumAllNodes: len(all), Reasons: map[string]int{}, NodeStatuses: make(map[string]*fw.Status, len(all)), PreFilterMsg: st.Message()}
+	for _, ni := range all {
+		e.NodeStatuses[ni.Name()] = st
+	}
+	return e
+}
+
 // scheduleAmong picks the best of the named nodes that pass the filters;
 // ok is false when none does.
-func (a *Algorithm) scheduleAmong(state *fw.CycleState, pod *fw.PodInfo, nodes fw.NodeLister, names []string) (string, bool) {
+func (a *Algorithm) scheduleAmong(filters []fw.FilterPlugin, state *fw.CycleState, pod *fw.PodInfo, nodes fw.NodeLister, names []string) (string, bool) {
 	var feasible []*fw.NodeInfo
 	for _, name := range names {
-		if ni, ok := nodes.Get(name); ok && a.runFilters(state, pod, ni) == nil {
+		if ni, ok := nodes.Get(name); ok && a.runFilters(filters, state, pod, ni) == nil {
 			feasible = append(feasible, ni)
 		}
 	}
@@ -177,7 +203,24 @@ func (a *Algorithm) scheduleAmong(state *fw.CycleState, pod *fw.PodInfo, nodes f
 	return a.selectHost(feasible, a.score(state, pod, feasible)), true
 }
 
-func (a *Algorithm) runFilters(state *fw.CycleState, pod *fw.PodInfo, ni *fw.NodeInfo) *fw.Status {
+// filtersWithout returns the filters less those at the skipped indexes,
+// in a new slice so that the algorithm's own list stays whole.
+func (a *Algorithm) filtersWithout(skipped []int) []fw.FilterPlugin {
+	if len(skipped) == 0 {
+		return a.filters
+	}
+	out := make([]fw.FilterPlugin, 0, len(a.filters)-len(skipped))
+	for i, f := range a.filters {
+		if !slices.Contains(skipped, i) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// runFilters runs filters on ni with the pods nominated to it that
+// matter to pod.
+func (a *Algorithm) runFilters(filters []fw.FilterPlugin, state *fw.CycleState, pod *fw.PodInfo, ni *fw.NodeInfo) *fw.Status {
 	if noms := a.nominated[ni.Name()]; len(noms) > 0 {
 		var with *fw.NodeInfo
 		for _, n := range noms {
@@ -192,7 +235,7 @@ func (a *Algorithm) runFilters(state *fw.CycleState, pod *fw.PodInfo, ni *fw.Nod
 			ni = with
 		}
 	}
-	return runFilters(a.filters, state, pod, ni)
+	return runFilters(filters, state, pod, ni)
 }
 
 func runFilters(filters []fw.FilterPlugin, state *fw.CycleState, pod *fw.PodInfo, ni *fw.NodeInfo) *fw.Status {

@@ -9,9 +9,13 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -84,6 +88,33 @@ func newHarness(t testing.TB, nodes []*v1.Node, placed ...*v1.Pod) *harness {
 		s.cache.AddPod(p)
 	}
 	return &harness{t: t, s: s, rec: rec, clock: clk}
+}
+
+// add puts API objects straight into the stores of the scheduler's
+// informers, which the harness never starts, as their watches would.
+func (h *harness) add(objs ...runtime.Object) {
+	h.t.Helper()
+	f := h.s.factory
+	for _, o := range objs {
+		var inf cache.SharedIndexInformer
+		switch o.(type) {
+		case *v1.PersistentVolumeClaim:
+			inf = f.Core().V1().PersistentVolumeClaims().Informer()
+		case *v1.PersistentVolume:
+			inf = f.Core().V1().PersistentVolumes().Informer()
+		case *storagev1.StorageClass:
+			inf = f.Storage().V1().StorageClasses().Informer()
+		case *v1.Namespace:
+			inf = f.Core().V1().Namespaces().Informer()
+		case *policyv1.PodDisruptionBudget:
+			inf = f.Policy().V1().PodDisruptionBudgets().Informer()
+		default:
+			h.t.Fatalf("harness cannot add %T", o)
+		}
+		if err := inf.GetStore().Add(o); err != nil {
+			h.t.Fatal(err)
+		}
+	}
 }
 
 // schedule queues pods and runs scheduling cycles until the active queue

@@ -216,3 +216,65 @@ func TestIntegrationPreemption(t *testing.T) {
 		t.Errorf("victim low still there and not terminating")
 	}
 }
+
+// A pod whose claim is missing waits with upstream's message; creating the
+// claim, bound to a local volume on one node, retries it (no polling: the
+// claim and volume events move it) and it lands on that node.
+func TestIntegrationVolumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane")
+	}
+	srv := testserver.Start(t, testserver.Options{DisableScheduler: true})
+	c := srv.Client
+	ctx := t.Context()
+	for i := range 2 {
+		name := fmt.Sprintf("node-%d", i)
+		createNode(ctx, t, c, name, "4", "8Gi", map[string]string{v1.LabelHostname: name})
+	}
+	startScheduler(t, scheduler.Config{Client: c})
+	p := apiPod("default", "db", "1", func(p *v1.Pod) {
+		p.Spec.Volumes = []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{
+			PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}
+	})
+	if _, err := c.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wantMsg := `0/2 nodes are available: persistentvolumeclaim "data" not found. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.`
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		p, err := c.CoreV1().Pods("default").Get(ctx, "db", metav1.GetOptions{})
+		return err == nil && hasPodCondition(p, v1.PodScheduled, v1.ConditionFalse, wantMsg), nil
+	})
+	if err != nil {
+		t.Fatalf("db has no Unschedulable condition %q: %v", wantMsg, err)
+	}
+
+	storage := v1.ResourceList{v1.ResourceStorage: resource.MustParse("1Gi")}
+	pv := &v1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "local-1"}, Spec: v1.PersistentVolumeSpec{
+		Capacity: storage, AccessModes: []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce},
+		PersistentVolumeReclaimPolicy: v1.PersistentVolumeReclaimRetain,
+		PersistentVolumeSource:        v1.PersistentVolumeSource{Local: &v1.LocalVolumeSource{Path: "/mnt/data"}},
+		NodeAffinity: &v1.VolumeNodeAffinity{Required: &v1.NodeSelector{NodeSelectorTerms: []v1.NodeSelectorTerm{{
+			MatchExpressions: []v1.NodeSelectorRequirement{{Key: v1.LabelHostname, Operator: v1.NodeSelectorOpIn, Values: []string{"node-1"}}}}}}},
+	}}
+	if _, err := c.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	noClass := ""
+	pvc := &v1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data"}, Spec: v1.PersistentVolumeClaimSpec{
+		AccessModes: []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce}, Resources: v1.VolumeResourceRequirements{Requests: storage},
+		VolumeName: "local-1", StorageClassName: &noClass,
+	}}
+	if _, err := c.CoreV1().PersistentVolumeClaims("default").Create(ctx, pvc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		p, err := c.CoreV1().Pods("default").Get(ctx, "db", metav1.GetOptions{})
+		return err == nil && p.Spec.NodeName != "", nil
+	})
+	if err != nil {
+		t.Fatalf("db not bound after its claim appeared: %v", err)
+	}
+	if got, _ := c.CoreV1().Pods("default").Get(ctx, "db", metav1.GetOptions{}); got.Spec.NodeName != "node-1" {
+		t.Fatalf("db bound to %q, want node-1 where its volume is", got.Spec.NodeName)
+	}
+}

@@ -5,6 +5,9 @@ import (
 	"sort"
 
 	v1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	fw "github.com/lotse/lotse/internal/scheduler/framework"
 )
@@ -24,17 +27,20 @@ type preemption struct {
 
 // findPreemption looks, on the nodes that rejected pod for reasons that
 // evictions can fix, for the node where evicting the fewest and least
-// important pods of lower priority lets it fit. It returns nil and the
-// message for the FailedScheduling event when there is none.
+// important pods of lower priority lets it fit, respecting
+// PodDisruptionBudgets where possible. It returns nil and the message for
+// the FailedScheduling event when there is none.
 //
-// Not done yet: PodDisruptionBudgets are not consulted, and victims are
-// deleted without first getting the DisruptionTarget condition.
-func findPreemption(filters []fw.FilterPlugin, pod *fw.PodInfo, snap fw.NodeLister, fitErr *FitError) (*preemption, string) {
+// Not done yet: victims are deleted without first getting the
+// DisruptionTarget condition.
+func findPreemption(filters []fw.FilterPlugin, pod *fw.PodInfo, snap fw.NodeLister, fitErr *FitError, pdbs []*policyv1.PodDisruptionBudget) (*preemption, string) {
 	if p := pod.Pod.Spec.PreemptionPolicy; p != nil && *p == v1.PreemptNever {
 		return nil, msgPreemptionNever
 	}
+	budgets := newBudgets(pdbs)
 	reasons := map[string]int{}
 	var best *preemption
+	var bestViolations int
 	var bestMax, bestSum int64
 	for _, ni := range snap.List() {
 		st := fitErr.NodeStatuses[ni.Name()]
@@ -42,7 +48,7 @@ func findPreemption(filters []fw.FilterPlugin, pod *fw.PodInfo, snap fw.NodeList
 			reasons[reasonPreemptionNotHelpful]++
 			continue
 		}
-		victims, ok := selectVictims(filters, pod, ni, snap)
+		victims, violations, ok := selectVictims(filters, pod, ni, snap, budgets)
 		if !ok {
 			reasons[reasonNoVictims]++
 			continue
@@ -52,13 +58,25 @@ func findPreemption(filters []fw.FilterPlugin, pod *fw.PodInfo, snap fw.NodeList
 			maxPrio = max(maxPrio, int64(v.Priority))
 			sum += int64(v.Priority)
 		}
-		// Upstream's order: the lowest most-important victim, then
-		// the fewest victims, then the lowest priority sum.
-		better := best == nil || maxPrio < bestMax ||
-			(maxPrio == bestMax && (len(victims) < len(best.victims) ||
-				(len(victims) == len(best.victims) && sum < bestSum)))
+		// Upstream's order: the fewest PodDisruptionBudget violations,
+		// then the lowest most-important victim, then the lowest
+		// priority sum, then the fewest victims.
+		better := best == nil
+		if !better {
+			switch {
+			case violations != bestViolations:
+				better = violations < bestViolations
+			case maxPrio != bestMax:
+				better = maxPrio < bestMax
+			case sum != bestSum:
+				better = sum < bestSum
+			default:
+				better = len(victims) < len(best.victims)
+			}
+		}
 		if better {
-			best, bestMax, bestSum = &preemption{node: ni.Name(), victims: victims}, maxPrio, sum
+			best = &preemption{node: ni.Name(), victims: victims}
+			bestViolations, bestMax, bestSum = violations, maxPrio, sum
 		}
 	}
 	if best != nil {
@@ -68,9 +86,11 @@ func findPreemption(filters []fw.FilterPlugin, pod *fw.PodInfo, snap fw.NodeList
 }
 
 // selectVictims removes every pod of lower priority from a copy of the
-// node; if the pod then fits, it puts back as many as it can, most
-// important first, and returns the rest.
-func selectVictims(filters []fw.FilterPlugin, pod *fw.PodInfo, ni *fw.NodeInfo, snap fw.NodeLister) ([]*fw.PodInfo, bool) {
+// node; if the pod then fits, it puts back as many as it can and returns
+// the rest, with how many of them evicting would violate a
+// PodDisruptionBudget. As upstream, pods protected by a budget are put
+// back first, then the others, most important first within each group.
+func selectVictims(filters []fw.FilterPlugin, pod *fw.PodInfo, ni *fw.NodeInfo, snap fw.NodeLister, budgets []budget) ([]*fw.PodInfo, int, bool) {
 	trial := ni.Clone()
 	var lower []*fw.PodInfo
 	for _, p := range ni.Pods {
@@ -80,30 +100,101 @@ func selectVictims(filters []fw.FilterPlugin, pod *fw.PodInfo, ni *fw.NodeInfo, 
 		}
 	}
 	if len(lower) == 0 {
-		return nil, false
+		return nil, 0, false
 	}
 	view := &overlay{base: snap, node: trial}
 	if !fitsOn(filters, pod, trial, view) {
-		return nil, false
+		return nil, 0, false
 	}
 	sort.SliceStable(lower, func(i, j int) bool { return lower[i].Priority > lower[j].Priority })
+	protected, unprotected := splitByBudgets(lower, budgets)
 	var victims []*fw.PodInfo
-	for _, p := range lower {
+	// reprieve puts p back if the pod still fits; else p is a victim.
+	reprieve := func(p *fw.PodInfo) bool {
 		trial.AddPod(p)
-		if !fitsOn(filters, pod, trial, view) {
-			trial.RemovePod(string(p.Pod.UID))
-			victims = append(victims, p)
+		if fitsOn(filters, pod, trial, view) {
+			return true
+		}
+		trial.RemovePod(string(p.Pod.UID))
+		victims = append(victims, p)
+		return false
+	}
+	violations := 0
+	for _, p := range protected {
+		if !reprieve(p) {
+			violations++
 		}
 	}
-	return victims, true
+	for _, p := range unprotected {
+		reprieve(p)
+	}
+	return victims, violations, true
+}
+
+// budget is a PodDisruptionBudget with its selector parsed once per
+// preemption rather than once per node and pod.
+type budget struct {
+	pdb      *policyv1.PodDisruptionBudget
+	selector labels.Selector
+}
+
+// newBudgets parses the budgets' selectors. A budget whose selector is
+// missing, empty or invalid protects no pod, as upstream.
+func newBudgets(pdbs []*policyv1.PodDisruptionBudget) []budget {
+	out := make([]budget, 0, len(pdbs))
+	for _, pdb := range pdbs {
+		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+		if err != nil || sel.Empty() {
+			continue
+		}
+		out = append(out, budget{pdb: pdb, selector: sel})
+	}
+	return out
+}
+
+// splitByBudgets sorts candidate victims, in order, into those whose
+// eviction would take a budget below zero once the candidates before them
+// are evicted too, and the rest. Pods a budget already lists as disrupted
+// were counted by the disruption controller and do not use it up again.
+func splitByBudgets(pods []*fw.PodInfo, budgets []budget) (protected, unprotected []*fw.PodInfo) {
+	if len(budgets) == 0 {
+		return nil, pods
+	}
+	allowed := make([]int32, len(budgets))
+	for i, b := range budgets {
+		allowed[i] = b.pdb.Status.DisruptionsAllowed
+	}
+	for _, p := range pods {
+		violates := false
+		for i, b := range budgets {
+			if b.pdb.Namespace != p.Pod.Namespace || len(p.Pod.Labels) == 0 || !b.selector.Matches(labels.Set(p.Pod.Labels)) {
+				continue
+			}
+			if _, disrupted := b.pdb.Status.DisruptedPods[p.Pod.Name]; disrupted {
+				continue
+			}
+			allowed[i]--
+			violates = violates || allowed[i] < 0
+		}
+		if violates {
+			protected = append(protected, p)
+		} else {
+			unprotected = append(unprotected, p)
+		}
+	}
+	return protected, unprotected
 }
 
 // fitsOn runs the prefilters over view and the filters on ni.
 func fitsOn(filters []fw.FilterPlugin, pod *fw.PodInfo, ni *fw.NodeInfo, view fw.NodeLister) bool {
 	state := fw.NewCycleState()
 	for _, f := range filters {
-		if pf, ok := f.(fw.PreFilterPlugin); ok && !pf.PreFilter(state, pod, view).IsSuccess() {
-			return false
+		if pf, ok := f.(fw.PreFilterPlugin); ok {
+			// A skipped plugin's Filter finds nothing in state and
+			// passes, so there is no need to leave it out here.
+			if st := pf.PreFilter(state, pod, view); !st.IsSuccess() && st.Code != fw.Skip {
+				return false
+			}
 		}
 	}
 	return runFilters(filters, state, pod, ni).IsSuccess()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	policylisters "k8s.io/client-go/listers/policy/v1"
 	schedulinglisters "k8s.io/client-go/listers/scheduling/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection"
@@ -65,7 +67,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Informers, when set, is an informer factory shared with other
 	// components of the process (see server.sharedInformers); by default
-	// the scheduler makes its own from Client.
+	// the scheduler makes its own from Client. Besides pods and nodes
+	// the scheduler watches PriorityClasses, PersistentVolumeClaims,
+	// PersistentVolumes, StorageClasses, Namespaces and
+	// PodDisruptionBudgets through it.
 	Informers informers.SharedInformerFactory
 }
 
@@ -84,7 +89,11 @@ type Scheduler struct {
 	snapshot    *fw.Snapshot
 	snapshotGen int64
 
+	// factory is Config.Informers or the scheduler's own; the listers
+	// below read from it once run has started it.
+	factory         informers.SharedInformerFactory
 	priorityClasses schedulinglisters.PriorityClassLister
+	pdbs            policylisters.PodDisruptionBudgetLister
 }
 
 // New validates cfg and fills defaults.
@@ -120,15 +129,30 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.PercentageOfNodesToScore < 0 || cfg.PercentageOfNodesToScore > 100 {
 		return nil, fmt.Errorf("scheduler: PercentageOfNodesToScore %d is not within 0..100", cfg.PercentageOfNodesToScore)
 	}
+	// The plugins get their listers now; the informers behind them are
+	// registered here and started by run.
+	factory := cfg.Informers
+	if factory == nil {
+		factory = informers.NewSharedInformerFactory(cfg.Client, 0)
+	}
+	core := factory.Core().V1()
+	listers := plugins.Listers{
+		Claims:     core.PersistentVolumeClaims().Lister(),
+		Volumes:    core.PersistentVolumes().Lister(),
+		Classes:    factory.Storage().V1().StorageClasses().Lister(),
+		Namespaces: core.Namespaces().Lister(),
+	}
 	s := &Scheduler{
 		cfg:       cfg,
 		log:       cfg.Logger.With("component", "scheduler"),
 		cache:     NewCache(),
 		queue:     NewQueue(cfg.Clock),
-		algorithm: NewAlgorithm(plugins.DefaultFilters(), plugins.AllScores(), cfg.ScoreWeights, cfg.PercentageOfNodesToScore, uint64(time.Now().UnixNano())),
+		algorithm: NewAlgorithm(plugins.Filters(listers), plugins.Scores(listers), cfg.ScoreWeights, cfg.PercentageOfNodesToScore, uint64(time.Now().UnixNano())),
 		binder:    cfg.Binder,
 		reporter:  cfg.Reporter,
 		bindSem:   make(chan struct{}, cfg.BindConcurrency),
+		factory:   factory,
+		pdbs:      factory.Policy().V1().PodDisruptionBudgets().Lister(),
 	}
 	return s, nil
 }
@@ -217,10 +241,7 @@ func (s *Scheduler) run(ctx context.Context) error {
 			defer func() { s.binder = nil }()
 		}
 	}
-	factory := s.cfg.Informers
-	if factory == nil {
-		factory = informers.NewSharedInformerFactory(s.cfg.Client, 0)
-	}
+	factory := s.factory
 	podInformer := factory.Core().V1().Pods().Informer()
 	nodeInformer := factory.Core().V1().Nodes().Informer()
 	pcInformer := factory.Scheduling().V1().PriorityClasses()
@@ -244,6 +265,27 @@ func (s *Scheduler) run(ctx context.Context) error {
 		return fmt.Errorf("scheduler: %w", err)
 	}
 	defer nodeInformer.RemoveEventHandler(nodeHandler)
+	// A claim getting bound, a volume appearing or being relabelled, or
+	// a StorageClass appearing can make a waiting pod with volumes fit.
+	volumeInformers := []cache.SharedIndexInformer{
+		factory.Core().V1().PersistentVolumeClaims().Informer(),
+		factory.Core().V1().PersistentVolumes().Informer(),
+		factory.Storage().V1().StorageClasses().Informer(),
+	}
+	for _, inf := range volumeInformers {
+		h, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: func(any) { s.queue.MoveAllToActiveOrBackoff() },
+			UpdateFunc: func(old, obj any) {
+				if volumeSchedulingChanged(old, obj) {
+					s.queue.MoveAllToActiveOrBackoff()
+				}
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("scheduler: %w", err)
+		}
+		defer inf.RemoveEventHandler(h)
+	}
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
 	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
@@ -397,6 +439,25 @@ func nodeSchedulingChanged(old, node *v1.Node) bool {
 		plugins.NodeIsReady(old) != plugins.NodeIsReady(node)
 }
 
+// volumeSchedulingChanged reports changes to a claim, volume or class the
+// volume filters could care about; status-only churn does not retry pods,
+// except a claim's or volume's phase.
+func volumeSchedulingChanged(oldObj, obj any) bool {
+	switch o := obj.(type) {
+	case *v1.PersistentVolumeClaim:
+		old, ok := oldObj.(*v1.PersistentVolumeClaim)
+		return !ok || !apiequality.Semantic.DeepEqual(old.Spec, o.Spec) ||
+			!apiequality.Semantic.DeepEqual(old.Annotations, o.Annotations) || old.Status.Phase != o.Status.Phase
+	case *v1.PersistentVolume:
+		old, ok := oldObj.(*v1.PersistentVolume)
+		return !ok || !apiequality.Semantic.DeepEqual(old.Spec, o.Spec) ||
+			!apiequality.Semantic.DeepEqual(old.Labels, o.Labels) || old.Status.Phase != o.Status.Phase
+	}
+	// StorageClasses are immutable but for metadata; an update
+	// changes nothing the filters read.
+	return false
+}
+
 func (s *Scheduler) onNodeDelete(obj any) {
 	if node, ok := asNode(obj); ok {
 		s.cache.RemoveNode(node.Name)
@@ -452,7 +513,7 @@ func (s *Scheduler) handleFailure(ctx context.Context, qp *QueuedPod, err error)
 	}
 	pod := qp.Info.Pod
 	if fitErr != nil && !s.cfg.DisablePreemption && !waitingForVictims(qp.Info, s.cache.NominatedNode(pod.UID), s.snapshot) {
-		plan, msg := findPreemption(s.algorithm.filters, qp.Info, s.snapshot, fitErr)
+		plan, msg := findPreemption(s.algorithm.filters, qp.Info, s.snapshot, fitErr, s.disruptionBudgets())
 		fitErr.PostFilterMsg = msg
 		if plan != nil {
 			s.preempt(ctx, qp, plan)
@@ -466,6 +527,18 @@ func (s *Scheduler) handleFailure(ctx context.Context, qp *QueuedPod, err error)
 			s.log.Warn("could not report unschedulable pod", "pod", qp.key, "err", err)
 		}
 	})
+}
+
+// disruptionBudgets lists every PodDisruptionBudget; preemption consults
+// them once per attempt. On error it returns none: preemption then goes
+// ahead as if no budget protected the victims.
+func (s *Scheduler) disruptionBudgets() []*policyv1.PodDisruptionBudget {
+	pdbs, err := s.pdbs.List(labels.Everything())
+	if err != nil {
+		s.log.Warn("listing PodDisruptionBudgets", "err", err)
+		return nil
+	}
+	return pdbs
 }
 
 // preempt reserves the node for the pod and evicts the victims in the

@@ -7,6 +7,9 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	fw "github.com/lotse/lotse/internal/scheduler/framework"
+	"github.com/lotse/lotse/internal/scheduler/plugins"
 )
 
 func TestScheduleSpreadsEqualPods(t *testing.T) {
@@ -171,6 +174,35 @@ func TestOtherSchedulersPodsIgnored(t *testing.T) {
 	for _, tt := range tests {
 		if got := h.s.responsibleFor(tt.pod); got != tt.want {
 			t.Errorf("responsibleFor(%s) = %v, want %v", tt.pod.Name, got, tt.want)
+		}
+	}
+}
+
+// vetoFilter rejects every node unless its PreFilter answered skip.
+type vetoFilter struct{ skip bool }
+
+func (vetoFilter) Name() string { return "Veto" }
+func (f vetoFilter) PreFilter(*fw.CycleState, *fw.PodInfo, fw.NodeLister) *fw.Status {
+	if f.skip {
+		return fw.NewStatus(fw.Skip)
+	}
+	return nil
+}
+func (vetoFilter) Filter(*fw.CycleState, *fw.PodInfo, *fw.NodeInfo) *fw.Status {
+	return fw.NewStatus(fw.UnschedulableAndUnresolvable, "vetoed")
+}
+
+func TestPreFilterSkipLeavesOutFilter(t *testing.T) {
+	snap := fw.SnapshotOf([]*v1.Node{node("a", "1", "1Gi", nil)}, nil)
+	for _, skip := range []bool{true, false} {
+		filters := append(plugins.DefaultFilters(), vetoFilter{skip: skip})
+		a := NewAlgorithm(filters, nil, nil, 100, 1)
+		got, err := a.Schedule(fw.NewPodInfo(pod("p", "", "")), snap)
+		if skip && (err != nil || got != "a") {
+			t.Errorf("skipped: Schedule = %q, %v; want a", got, err)
+		}
+		if !skip && err == nil {
+			t.Errorf("not skipped: Schedule = %q, want the veto", got)
 		}
 	}
 }

@@ -18,6 +18,11 @@ const (
 	UnschedulableAndUnresolvable
 	// Error: the plugin failed; the pod is retried.
 	Error
+	// Skip, returned by a PreFilter, says the plugin has nothing to
+	// check for this pod: the cycle leaves out its Filter, so pods
+	// without volumes, say, pay nothing per node for the volume
+	// filters.
+	Skip
 )
 
 // Status is a plugin's verdict. A nil *Status means success.

@@ -4,6 +4,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	corelisters "k8s.io/client-go/listers/core/v1"
 
 	fw "github.com/lotse/lotse/internal/scheduler/framework"
 )
@@ -19,28 +20,36 @@ const (
 // the incoming pod's and that of pods already placed, and scores by the
 // preferred terms (see interpodaffinityscore.go).
 //
-// Limitation: a non-empty namespaceSelector would need namespace labels,
-// which the scheduler does not watch; such a term matches only the
-// namespaces it lists (or the pod's own). An empty namespaceSelector ({})
-// means all namespaces, as upstream.
-type InterPodAffinity struct{}
+// A term looks at the namespaces it lists plus those its
+// namespaceSelector matches ({} matches all); with neither, at its own
+// pod's namespace. Namespace labels come from Namespaces; without it every
+// namespace counts as unlabelled.
+type InterPodAffinity struct {
+	Namespaces corelisters.NamespaceLister
+}
 
 // Name implements fw.Plugin.
 func (InterPodAffinity) Name() string { return "InterPodAffinity" }
 
 type affinityTerm struct {
-	selector      labels.Selector
-	namespaces    map[string]bool // nil: every namespace
-	topologyKey   string
-	matchesNoneOK bool
+	selector labels.Selector
+	// namespaces are the listed ones, or the owner's when the term has
+	// neither a list nor a selector.
+	namespaces map[string]bool
+	// allNamespaces: the namespaceSelector is {}.
+	allNamespaces bool
+	// nsSelector is a non-empty namespaceSelector, or nil.
+	nsSelector  labels.Selector
+	topologyKey string
 }
 
-// matches reports whether pod is one the term talks about.
-func (t *affinityTerm) matches(pod *v1.Pod) bool {
-	if t.namespaces != nil && !t.namespaces[pod.Namespace] {
-		return false
-	}
-	return t.selector.Matches(labels.Set(pod.Labels))
+// matches reports whether pod is one the term talks about. ns gives the
+// labels of pod's namespace; it is consulted only for a term whose
+// namespaceSelector was not resolved to names beforehand.
+func (t *affinityTerm) matches(pod *v1.Pod, ns *namespaceLabels) bool {
+	inScope := t.allNamespaces || t.namespaces[pod.Namespace] ||
+		(t.nsSelector != nil && t.nsSelector.Matches(ns.get()))
+	return inScope && t.selector.Matches(labels.Set(pod.Labels))
 }
 
 func newAffinityTerms(owner *v1.Pod, terms []v1.PodAffinityTerm) []affinityTerm {
@@ -59,20 +68,73 @@ func newAffinityTerms(owner *v1.Pod, terms []v1.PodAffinityTerm) []affinityTerm 
 				}
 			}
 		}
-		var ns map[string]bool
-		allNamespaces := t.NamespaceSelector != nil && len(t.NamespaceSelector.MatchLabels) == 0 && len(t.NamespaceSelector.MatchExpressions) == 0
-		if !allNamespaces {
-			ns = map[string]bool{}
-			for _, n := range t.Namespaces {
-				ns[n] = true
+		term := affinityTerm{selector: sel, namespaces: map[string]bool{}, topologyKey: t.TopologyKey}
+		for _, n := range t.Namespaces {
+			term.namespaces[n] = true
+		}
+		switch nsSel := t.NamespaceSelector; {
+		case nsSel == nil:
+			if len(t.Namespaces) == 0 {
+				term.namespaces[owner.Namespace] = true
 			}
-			if len(ns) == 0 {
-				ns[owner.Namespace] = true
+		case len(nsSel.MatchLabels) == 0 && len(nsSel.MatchExpressions) == 0:
+			term.allNamespaces = true
+		default:
+			if term.nsSelector, err = metav1.LabelSelectorAsSelector(nsSel); err != nil {
+				term.nsSelector = labels.Nothing() // invalid: matches no namespace
 			}
 		}
-		out = append(out, affinityTerm{selector: sel, namespaces: ns, topologyKey: t.TopologyKey})
+		out = append(out, term)
 	}
 	return out
+}
+
+// resolveNamespaces turns the namespaceSelector of one of the incoming
+// pod's own terms into namespace names, once per cycle, as upstream does:
+// matching the many placed pods then needs no namespace lookups.
+func (t *affinityTerm) resolveNamespaces(lister corelisters.NamespaceLister) {
+	if t.nsSelector == nil {
+		return
+	}
+	if lister != nil {
+		if nss, err := lister.List(t.nsSelector); err == nil {
+			for _, n := range nss {
+				t.namespaces[n.Name] = true
+			}
+		}
+	}
+	t.nsSelector = nil
+}
+
+// namespaceLabels fetches the labels of one namespace (the incoming pod's)
+// on first use: only placed pods' terms with a namespaceSelector need
+// them, and most cycles meet none.
+type namespaceLabels struct {
+	lister  corelisters.NamespaceLister
+	name    string
+	fetched bool
+	labels  labels.Set
+}
+
+func newNamespaceLabels(lister corelisters.NamespaceLister, name string) *namespaceLabels {
+	return &namespaceLabels{lister: lister, name: name}
+}
+
+// get returns the labels; a missing namespace or lister has none, as
+// upstream assumes for a namespace it cannot find.
+func (n *namespaceLabels) get() labels.Set {
+	if n == nil {
+		return nil
+	}
+	if !n.fetched {
+		n.fetched = true
+		if n.lister != nil {
+			if ns, err := n.lister.Get(n.name); err == nil {
+				n.labels = labels.Set(ns.Labels)
+			}
+		}
+	}
+	return n.labels
 }
 
 type topologyPair struct{ key, value string }
@@ -110,7 +172,7 @@ func requiredTerms(pod *v1.Pod) (aff, anti []v1.PodAffinityTerm) {
 }
 
 // PreFilter implements fw.PreFilterPlugin.
-func (InterPodAffinity) PreFilter(state *fw.CycleState, p *fw.PodInfo, nodes fw.NodeLister) *fw.Status {
+func (pl InterPodAffinity) PreFilter(state *fw.CycleState, p *fw.PodInfo, nodes fw.NodeLister) *fw.Status {
 	RecordNodes(state, nodes)
 	affT, antiT := requiredTerms(p.Pod)
 	s := &interPodState{
@@ -120,16 +182,22 @@ func (InterPodAffinity) PreFilter(state *fw.CycleState, p *fw.PodInfo, nodes fw.
 		antiCounts:     map[topologyPair]int{},
 		existingAnti:   map[topologyPair]int{},
 	}
-	s.selfMatch = len(s.affinity) > 0
 	for i := range s.affinity {
-		s.selfMatch = s.selfMatch && s.affinity[i].matches(p.Pod)
+		s.affinity[i].resolveNamespaces(pl.Namespaces)
 	}
+	for i := range s.antiAffinity {
+		s.antiAffinity[i].resolveNamespaces(pl.Namespaces)
+	}
+	// Placed pods' anti-affinity terms may select the newcomer by its
+	// namespace's labels.
+	ownNamespace := newNamespaceLabels(pl.Namespaces, p.Pod.Namespace)
+	s.selfMatch = len(s.affinity) > 0 && allMatch(s.affinity, p.Pod)
 	for _, ni := range nodes.List() {
 		nodeLabels := ni.Node.Labels
 		for _, existing := range ni.PodsWithRequiredAntiAffinity {
 			_, theirAnti := requiredTerms(existing.Pod)
 			for _, t := range newAffinityTerms(existing.Pod, theirAnti) {
-				if v, ok := nodeLabels[t.topologyKey]; ok && t.matches(p.Pod) {
+				if v, ok := nodeLabels[t.topologyKey]; ok && t.matches(p.Pod, ownNamespace) {
 					s.existingAnti[topologyPair{t.topologyKey, v}]++
 				}
 			}
@@ -146,7 +214,7 @@ func (InterPodAffinity) PreFilter(state *fw.CycleState, p *fw.PodInfo, nodes fw.
 				}
 			}
 			for _, t := range s.antiAffinity {
-				if v, ok := nodeLabels[t.topologyKey]; ok && t.matches(existing.Pod) {
+				if v, ok := nodeLabels[t.topologyKey]; ok && t.matches(existing.Pod, nil) {
 					s.antiCounts[topologyPair{t.topologyKey, v}]++
 				}
 			}
@@ -156,9 +224,11 @@ func (InterPodAffinity) PreFilter(state *fw.CycleState, p *fw.PodInfo, nodes fw.
 	return nil
 }
 
+// allMatch reports whether pod matches all of the incoming pod's terms,
+// whose namespaceSelectors are resolved.
 func allMatch(terms []affinityTerm, pod *v1.Pod) bool {
 	for i := range terms {
-		if !terms[i].matches(pod) {
+		if !terms[i].matches(pod, nil) {
 			return false
 		}
 	}

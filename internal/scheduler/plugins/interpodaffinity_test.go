@@ -73,3 +73,78 @@ func TestInterPodAffinity(t *testing.T) {
 			want: fw.Success},
 	})
 }
+
+func namespace(name string, labels map[string]string) *v1.Namespace {
+	return &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+}
+
+func inNamespace(ns string) func(*v1.Pod) { return func(p *v1.Pod) { p.Namespace = ns } }
+
+// nsTerm is podTerm reaching namespaces by name and by namespaceSelector.
+func nsTerm(key string, sel map[string]string, nsSel *metav1.LabelSelector, names ...string) v1.PodAffinityTerm {
+	t := podTerm(key, sel)
+	t.NamespaceSelector, t.Namespaces = nsSel, names
+	return t
+}
+
+func TestInterPodAffinityNamespaces(t *testing.T) {
+	// default and third belong to team a, other to team b.
+	l := testListers(
+		namespace("default", map[string]string{"team": "a"}),
+		namespace("third", map[string]string{"team": "a"}),
+		namespace("other", map[string]string{"team": "b"}),
+	)
+	a1 := mkNode("a1", "1", "1Gi", map[string]string{"zone": "a"})
+	a2 := mkNode("a2", "1", "1Gi", map[string]string{"zone": "a"})
+	b1 := mkNode("b1", "1", "1Gi", map[string]string{"zone": "b"})
+	db := map[string]string{"app": "db"}
+	web := map[string]string{"app": "web"}
+	teamA := &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}
+	dbIn := func(ns string) *v1.Pod { return mkPod("db", "", "", onNode("a2"), withLabels(db), inNamespace(ns)) }
+	affinity := func(term v1.PodAffinityTerm) *v1.Pod { return mkPod("p", "", "", podAffinity(term)) }
+	noAffinity := []string{ReasonPodAffinity}
+	// The newcomer sits on a1, in db's zone when db counts.
+	cases := []filterCase{
+		{name: "selector reaches a namespace with the labels", pod: affinity(nsTerm("zone", db, teamA)),
+			node: a1, extra: []*v1.Node{a2}, others: []*v1.Pod{dbIn("third")}, want: fw.Success},
+		{name: "selector skips a namespace without them", pod: affinity(nsTerm("zone", db, teamA)),
+			node: a1, extra: []*v1.Node{a2}, others: []*v1.Pod{dbIn("other")},
+			want: fw.UnschedulableAndUnresolvable, reasons: noAffinity},
+		{name: "empty selector reaches every namespace", pod: affinity(nsTerm("zone", db, &metav1.LabelSelector{})),
+			node: a1, extra: []*v1.Node{a2}, others: []*v1.Pod{dbIn("other")}, want: fw.Success},
+		{name: "listed namespace", pod: affinity(nsTerm("zone", db, nil, "other")),
+			node: a1, extra: []*v1.Node{a2}, others: []*v1.Pod{dbIn("other")}, want: fw.Success},
+		{name: "a list leaves out the pod's own namespace", pod: affinity(nsTerm("zone", db, nil, "other")),
+			node: a1, extra: []*v1.Node{a2}, others: []*v1.Pod{dbIn("default")},
+			want: fw.UnschedulableAndUnresolvable, reasons: noAffinity},
+		{name: "a selector leaves out the pod's own namespace unless it matches",
+			pod:  affinity(nsTerm("zone", db, &metav1.LabelSelector{MatchLabels: map[string]string{"team": "b"}})),
+			node: a1, extra: []*v1.Node{a2}, others: []*v1.Pod{dbIn("default")},
+			want: fw.UnschedulableAndUnresolvable, reasons: noAffinity},
+		{name: "list and selector add up", pod: affinity(nsTerm("zone", db, teamA, "other")),
+			node: a1, extra: []*v1.Node{a2}, others: []*v1.Pod{dbIn("other")}, want: fw.Success},
+		{name: "anti-affinity by selector", pod: mkPod("p", "", "", podAntiAffinity(nsTerm("zone", db, teamA))),
+			node: a1, extra: []*v1.Node{a2}, others: []*v1.Pod{dbIn("third")},
+			want: fw.Unschedulable, reasons: []string{ReasonPodAntiAffinity}},
+		{name: "anti-affinity by selector ignores other namespaces", pod: mkPod("p", "", "", podAntiAffinity(nsTerm("zone", db, teamA))),
+			node: a1, extra: []*v1.Node{a2}, others: []*v1.Pod{dbIn("other")}, want: fw.Success},
+		{name: "placed pod's anti-affinity selects the newcomer's namespace by its labels",
+			pod:  mkPod("p", "", "", withLabels(web)),
+			node: a1, extra: []*v1.Node{b1},
+			others: []*v1.Pod{mkPod("x", "", "", onNode("a1"), inNamespace("other"), podAntiAffinity(nsTerm("zone", web, teamA)))},
+			want:   fw.Unschedulable, reasons: []string{ReasonExistingPodAntiAffinity}},
+		{name: "placed pod's anti-affinity leaves newcomers of other namespaces alone",
+			pod:  mkPod("p", "", "", withLabels(web), inNamespace("other")),
+			node: a1, extra: []*v1.Node{b1},
+			others: []*v1.Pod{mkPod("x", "", "", onNode("a1"), inNamespace("third"), podAntiAffinity(nsTerm("zone", web, teamA)))},
+			want:   fw.Success},
+	}
+	runFilterCases(t, InterPodAffinity{Namespaces: l.Namespaces}, cases)
+
+	// Without namespace labels a non-empty selector reaches nothing.
+	runFilterCases(t, InterPodAffinity{}, []filterCase{
+		{name: "no lister: selector matches no namespace", pod: affinity(nsTerm("zone", db, teamA)),
+			node: a1, extra: []*v1.Node{a2}, others: []*v1.Pod{dbIn("third")},
+			want: fw.UnschedulableAndUnresolvable, reasons: noAffinity},
+	})
+}

@@ -80,10 +80,14 @@ const interPodScoreKey = "InterPodAffinity/score"
 // adds weight to its node's domains: the incoming pod's preferred terms
 // that match it, and its own preferred terms and required affinity terms
 // that match the incoming pod (the symmetric part).
-func (InterPodAffinity) PreScore(state *fw.CycleState, p *fw.PodInfo, feasible []*fw.NodeInfo) *fw.Status {
+func (pl InterPodAffinity) PreScore(state *fw.CycleState, p *fw.PodInfo, feasible []*fw.NodeInfo) *fw.Status {
 	s := interPodScoreState{}
 	state.Write(interPodScoreKey, s)
 	own := scoringTerms(p.Pod, false)
+	for i := range own {
+		own[i].resolveNamespaces(pl.Namespaces)
+	}
+	ownNamespace := newNamespaceLabels(pl.Namespaces, p.Pod.Namespace)
 	for _, ni := range clusterNodes(state, feasible) {
 		if len(ni.Node.Labels) == 0 {
 			continue
@@ -96,7 +100,7 @@ func (InterPodAffinity) PreScore(state *fw.CycleState, p *fw.PodInfo, feasible [
 		}
 		for _, existing := range pods {
 			for i := range own {
-				if own[i].matches(existing.Pod) {
+				if own[i].matches(existing.Pod, nil) {
 					s.add(own[i].topologyKey, ni.Node, own[i].weight)
 				}
 			}
@@ -104,7 +108,7 @@ func (InterPodAffinity) PreScore(state *fw.CycleState, p *fw.PodInfo, feasible [
 				continue
 			}
 			for _, t := range scoringTerms(existing.Pod, true) {
-				if t.matches(p.Pod) {
+				if t.matches(p.Pod, ownNamespace) {
 					s.add(t.topologyKey, ni.Node, t.weight)
 				}
 			}

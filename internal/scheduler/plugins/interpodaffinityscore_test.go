@@ -98,3 +98,35 @@ func TestInterPodAffinityScore(t *testing.T) {
 			want:   []int64{0, 0, 0, 100}},
 	})
 }
+
+func TestInterPodAffinityScoreNamespaceSelector(t *testing.T) {
+	l := testListers(
+		namespace("default", map[string]string{"team": "a"}),
+		namespace("third", map[string]string{"team": "a"}),
+		namespace("other", map[string]string{"team": "b"}),
+	)
+	a1 := mkNode("a1", "1", "1Gi", map[string]string{"zone": "a"})
+	b1 := mkNode("b1", "1", "1Gi", map[string]string{"zone": "b"})
+	nodes := []*v1.Node{a1, b1}
+	db := map[string]string{"app": "db"}
+	web := map[string]string{"app": "web"}
+	teamA := &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}
+	runScoreCases(t, InterPodAffinity{Namespaces: l.Namespaces}, []scoreCase{
+		{name: "preferred affinity reaches db in a selected namespace",
+			pod:   mkPod("p", "", "", preferAffinity(weighted(10, nsTerm("zone", db, teamA)))),
+			nodes: nodes, others: []*v1.Pod{mkPod("db", "", "", onNode("b1"), withLabels(db), inNamespace("third"))},
+			want: []int64{0, 100}},
+		{name: "preferred affinity ignores db in an unselected namespace",
+			pod:   mkPod("p", "", "", preferAffinity(weighted(10, nsTerm("zone", db, teamA)))),
+			nodes: nodes, others: []*v1.Pod{mkPod("db", "", "", onNode("b1"), withLabels(db), inNamespace("other"))},
+			want: []int64{0, 0}},
+		{name: "placed pod's preferred anti-affinity selects the newcomer's namespace",
+			pod:   mkPod("p", "", "", withLabels(web)),
+			nodes: nodes, others: []*v1.Pod{mkPod("x", "", "", onNode("a1"), inNamespace("other"), preferAntiAffinity(weighted(5, nsTerm("zone", web, teamA))))},
+			want: []int64{0, 100}},
+		{name: "placed pod's preferred anti-affinity skips the newcomer's unselected namespace",
+			pod:   mkPod("p", "", "", withLabels(web), inNamespace("other")),
+			nodes: nodes, others: []*v1.Pod{mkPod("x", "", "", onNode("a1"), inNamespace("third"), preferAntiAffinity(weighted(5, nsTerm("zone", web, teamA))))},
+			want: []int64{0, 0}},
+	})
+}

@@ -1,12 +1,32 @@
 package plugins
 
 import (
+	corelisters "k8s.io/client-go/listers/core/v1"
+	storagelisters "k8s.io/client-go/listers/storage/v1"
+
 	fw "github.com/lotse/lotse/internal/scheduler/framework"
 )
 
-// DefaultFilters returns the filters in the order they run; cheap,
-// decisive checks come first so most nodes are rejected early.
-func DefaultFilters() []fw.FilterPlugin {
+// Listers are the API objects besides nodes and pods that some plugins
+// read; the scheduler fills them from its informers. A nil lister means
+// those objects are unknown: the volume filters then check nothing, and
+// every namespace counts as having no labels.
+type Listers struct {
+	Claims     corelisters.PersistentVolumeClaimLister
+	Volumes    corelisters.PersistentVolumeLister
+	Classes    storagelisters.StorageClassLister
+	Namespaces corelisters.NamespaceLister
+}
+
+// DefaultFilters returns the filters without listers (see Filters), for
+// callers that have only nodes and pods.
+func DefaultFilters() []fw.FilterPlugin { return Filters(Listers{}) }
+
+// Filters returns the filters in the order they run; cheap, decisive
+// checks come first so most nodes are rejected early. The volume filters
+// run before the pod-counting ones, as upstream, so that their PreFilter
+// verdict (a missing claim) is the one reported.
+func Filters(l Listers) []fw.FilterPlugin {
 	return []fw.FilterPlugin{
 		NodeUnschedulable{},
 		NodeName{},
@@ -15,8 +35,10 @@ func DefaultFilters() []fw.FilterPlugin {
 		NodeAffinity{},
 		NodePorts{},
 		NodeResourcesFit{},
+		VolumeBinding{Listers: l},
+		VolumeZone{Listers: l},
 		PodTopologySpread{},
-		InterPodAffinity{},
+		InterPodAffinity{Namespaces: l.Namespaces},
 	}
 }
 
@@ -34,11 +56,14 @@ func DefaultScoreWeights() map[string]int64 {
 	}
 }
 
-// AllScores returns every score plugin; a weight of 0 in the scheduler's
+// AllScores returns every score plugin without listers (see Scores).
+func AllScores() []fw.ScorePlugin { return Scores(Listers{}) }
+
+// Scores returns every score plugin; a weight of 0 in the scheduler's
 // Config switches one off.
-func AllScores() []fw.ScorePlugin {
+func Scores(l Listers) []fw.ScorePlugin {
 	return []fw.ScorePlugin{
 		LeastAllocated{}, BalancedAllocation{}, NodeAffinity{}, TaintToleration{},
-		PodTopologySpread{}, InterPodAffinity{}, ImageLocality{},
+		PodTopologySpread{}, InterPodAffinity{Namespaces: l.Namespaces}, ImageLocality{},
 	}
 }
