@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/lotse/lotse/internal/controller"
+	"github.com/lotse/lotse/internal/controller/slicetracker"
 )
 
 // Workers per loop and the retry budget of one Service, as upstream's
@@ -44,7 +45,7 @@ type Controller struct {
 	sliceQueue     workqueue.TypedRateLimitingInterface[string]
 	endpointsQueue workqueue.TypedRateLimitingInterface[string]
 
-	sliceTracker      *sliceTracker
+	sliceTracker      *slicetracker.Tracker
 	sliceTriggers     *triggerTracker
 	endpointsTriggers *triggerTracker
 	maxPerSlice       int
@@ -78,7 +79,7 @@ func New(ctx *controller.Context) (controller.Controller, error) {
 			nodeInf.Informer().HasSynced, sliceInf.Informer().HasSynced, epInf.Informer().HasSynced},
 		sliceQueue:        queue("endpoint_slice"),
 		endpointsQueue:    queue("endpoint"),
-		sliceTracker:      newSliceTracker(),
+		sliceTracker:      slicetracker.New(),
 		sliceTriggers:     newTriggerTracker(),
 		endpointsTriggers: newTriggerTracker(),
 		maxPerSlice:       MaxEndpointsPerSlice,
@@ -125,7 +126,7 @@ func New(ctx *controller.Context) (controller.Controller, error) {
 	// write needs no sync.
 	onSlice := func(obj any) {
 		if s, ok := obj.(*discoveryv1.EndpointSlice); ok {
-			if key := serviceKeyOf(s); key != "" && c.sliceTracker.needsSync(key, s) {
+			if key := serviceKeyOf(s); key != "" && c.sliceTracker.News(key, s) {
 				c.sliceQueue.Add(key)
 			}
 		}
@@ -146,7 +147,7 @@ func New(ctx *controller.Context) (controller.Controller, error) {
 			if !ok {
 				return
 			}
-			if key := serviceKeyOf(s); key != "" && c.sliceTracker.gone(key, s) {
+			if key := serviceKeyOf(s); key != "" && c.sliceTracker.Gone(key, s) {
 				c.sliceQueue.Add(key)
 			}
 		},

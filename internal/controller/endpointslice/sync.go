@@ -45,7 +45,7 @@ func (c *Controller) syncSlices(ctx context.Context, key string) error {
 		// reference too; deleting them now keeps the answer prompt.
 		c.sliceTriggers.forget(key)
 		err := c.deleteSlices(ctx, key, all)
-		c.sliceTracker.forget(key)
+		c.sliceTracker.Forget(key)
 		return err
 	}
 	if err != nil {
@@ -54,7 +54,7 @@ func (c *Controller) syncSlices(ctx context.Context, key string) error {
 	if !wantsEndpoints(svc) {
 		return c.deleteSlices(ctx, key, all)
 	}
-	if c.sliceTracker.stale(key, all) {
+	if c.sliceTracker.Stale(key, all) {
 		return errStale
 	}
 	pods, err := c.pods.Pods(ns).List(labels.SelectorFromValidatedSet(svc.Spec.Selector))
@@ -128,7 +128,7 @@ func (c *Controller) applySlices(ctx context.Context, key string, svc *corev1.Se
 				}
 				return err
 			}
-			c.sliceTracker.wrote(key, got)
+			c.sliceTracker.Wrote(key, got)
 		}
 	}
 	for _, s := range plan.update {
@@ -137,7 +137,7 @@ func (c *Controller) applySlices(ctx context.Context, key string, svc *corev1.Se
 		if err != nil {
 			return err
 		}
-		c.sliceTracker.wrote(key, got)
+		c.sliceTracker.Wrote(key, got)
 	}
 	return c.deleteSlices(ctx, key, plan.remove)
 }
@@ -150,7 +150,7 @@ func (c *Controller) deleteSlices(ctx context.Context, key string, slices []*dis
 		if err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
-		c.sliceTracker.deleted(key, s)
+		c.sliceTracker.Deleted(key, s)
 	}
 	return nil
 }

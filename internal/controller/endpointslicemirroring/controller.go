@@ -22,6 +22,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/lotse/lotse/internal/controller"
+	"github.com/lotse/lotse/internal/controller/slicetracker"
 )
 
 // workers is upstream's default for --mirroring-concurrent-service-endpoint-syncs.
@@ -46,7 +47,7 @@ type Controller struct {
 	slices    discoverylisters.EndpointSliceLister
 	synced    []cache.InformerSynced
 	queue     workqueue.TypedRateLimitingInterface[string]
-	tracker   *tracker
+	tracker   *slicetracker.Tracker
 	maxPer    int
 	events    record.EventBroadcaster
 	recorder  record.EventRecorder
@@ -67,7 +68,7 @@ func New(ctx *controller.Context) (controller.Controller, error) {
 		synced:    []cache.InformerSynced{svcInf.Informer().HasSynced, epInf.Informer().HasSynced, sliceInf.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "endpoint_slice_mirroring", Clock: ctx.Clock}),
-		tracker:  newTracker(),
+		tracker:  slicetracker.New(),
 		maxPer:   MaxEndpointsPerSubset,
 		events:   broadcaster,
 		recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "endpointslicemirroring-controller"}),
@@ -116,7 +117,7 @@ func New(ctx *controller.Context) (controller.Controller, error) {
 	// Only mirrored slices matter, and only changes this controller did
 	// not make itself: someone edited, relabelled or deleted one.
 	onSlice := func(s *discoveryv1.EndpointSlice) {
-		if key := endpointsKeyOf(s); key != "" && c.tracker.news(key, s) {
+		if key := endpointsKeyOf(s); key != "" && c.tracker.News(key, s) {
 			c.queue.Add(key)
 		}
 	}
@@ -136,7 +137,7 @@ func New(ctx *controller.Context) (controller.Controller, error) {
 			if !ok {
 				return
 			}
-			if key := endpointsKeyOf(s); key != "" && c.tracker.gone(key, s) {
+			if key := endpointsKeyOf(s); key != "" && c.tracker.Gone(key, s) {
 				c.queue.Add(key)
 			}
 		},
@@ -208,7 +209,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if c.tracker.stale(key, existing) {
+	if c.tracker.Stale(key, existing) {
 		return errStale
 	}
 
@@ -243,7 +244,7 @@ func (c *Controller) apply(ctx context.Context, key string, ep *corev1.Endpoints
 			if err != nil {
 				return fmt.Errorf("creating EndpointSlice for Endpoints %s: %w", key, err)
 			}
-			c.tracker.wrote(key, got)
+			c.tracker.Wrote(key, got)
 		}
 	}
 	for _, s := range p.update {
@@ -251,7 +252,7 @@ func (c *Controller) apply(ctx context.Context, key string, ep *corev1.Endpoints
 		if err != nil {
 			return fmt.Errorf("updating EndpointSlice %s for Endpoints %s: %w", s.Name, key, err)
 		}
-		c.tracker.wrote(key, got)
+		c.tracker.Wrote(key, got)
 	}
 	return c.deleteSlices(ctx, key, p.remove)
 }
@@ -264,7 +265,7 @@ func (c *Controller) deleteSlices(ctx context.Context, key string, slices []*dis
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deleting EndpointSlice %s of Endpoints %s: %w", s.Name, key, err)
 		}
-		c.tracker.deleted(key, s)
+		c.tracker.Deleted(key, s)
 	}
 	return nil
 }
