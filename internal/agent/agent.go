@@ -183,6 +183,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.nodeStatusLoop)
 	run(a.relistLoop)
 	run(a.metricsLoop)
+	run(a.watchLocalPaths)
 	run(func(ctx context.Context) { a.serve(ctx, ln) })
 	<-ctx.Done()
 	factory.Shutdown()

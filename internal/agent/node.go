@@ -85,6 +85,10 @@ func (a *Agent) nodeSpec(node *corev1.Node) {
 	for k, v := range a.cfg.Labels {
 		node.Labels[k] = v
 	}
+	if node.Annotations == nil {
+		node.Annotations = map[string]string{}
+	}
+	node.Annotations[localPathDirAnnotation] = a.localPathDir()
 	if node.Spec.PodCIDR == "" {
 		node.Spec.PodCIDR = a.cfg.PodCIDR
 		node.Spec.PodCIDRs = []string{a.cfg.PodCIDR}

@@ -404,6 +404,11 @@ func (rq *request) create() error {
 			return err
 		}
 	}
+	if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok {
+		if err := rq.s.setDefaultStorageClass(rq.ctx, pvc); err != nil {
+			return err
+		}
+	}
 	if errs := validation.ValidateCreate(obj); len(errs) > 0 {
 		return rq.invalid(acc.GetName(), errs)
 	}

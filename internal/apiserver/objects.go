@@ -13,10 +13,12 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 
 	"github.com/lotse/lotse/internal/apiserver/convert"
@@ -251,28 +253,59 @@ func (s *Server) setDefaultIngressClass(ctx context.Context, ing *networkingv1.I
 	if ing.Spec.IngressClassName != nil || ing.Annotations["kubernetes.io/ingress.class"] != "" {
 		return nil
 	}
-	gr := networkingv1.Resource("ingressclasses")
-	classes, ok := s.store.Resource(gr)
-	if !ok {
+	name, err := s.newestDefault(ctx, networkingv1.Resource("ingressclasses"), ingressClassDefault)
+	if name != "" {
+		ing.Spec.IngressClassName = ptr.To(name)
+	}
+	return err
+}
+
+// storageClassDefault marks the StorageClass new claims without a class get.
+const storageClassDefault = "storageclass.kubernetes.io/is-default-class"
+
+// setDefaultStorageClass gives a new PersistentVolumeClaim that names no
+// class (a nil storageClassName; "" asks for none) the default
+// StorageClass, as upstream's DefaultStorageClass admission: the newest
+// one marked default.
+func (s *Server) setDefaultStorageClass(ctx context.Context, pvc *corev1.PersistentVolumeClaim) error {
+	if pvc.Spec.StorageClassName != nil || pvc.Annotations["volume.beta.kubernetes.io/storage-class"] != "" {
 		return nil
 	}
-	list, err := classes.List(ctx, storage.ListOptions{})
-	if err != nil {
-		return storageError(err, gr, "")
+	name, err := s.newestDefault(ctx, storagev1.Resource("storageclasses"), storageClassDefault)
+	if name != "" {
+		pvc.Spec.StorageClassName = ptr.To(name)
 	}
-	var newest *networkingv1.IngressClass
+	return err
+}
+
+// newestDefault names the newest object of gr annotated as the default
+// (annotation "true"), or "" when there is none.
+func (s *Server) newestDefault(ctx context.Context, gr schema.GroupResource, annotation string) (string, error) {
+	res, ok := s.store.Resource(gr)
+	if !ok {
+		return "", nil
+	}
+	list, err := res.List(ctx, storage.ListOptions{})
+	if err != nil {
+		return "", storageError(err, gr, "")
+	}
+	var newest metav1.Object
 	for _, obj := range list.Items {
-		c, ok := obj.(*networkingv1.IngressClass)
-		if !ok || c.Annotations[ingressClassDefault] != "true" {
+		o := accessor(obj)
+		if o.GetAnnotations()[annotation] != "true" {
 			continue
 		}
-		if newest == nil || c.CreationTimestamp.After(newest.CreationTimestamp.Time) ||
-			c.CreationTimestamp.Equal(&newest.CreationTimestamp) && c.Name < newest.Name {
-			newest = c
+		if newest == nil {
+			newest = o
+			continue
+		}
+		at, best := o.GetCreationTimestamp(), newest.GetCreationTimestamp()
+		if at.After(best.Time) || at.Equal(&best) && o.GetName() < newest.GetName() {
+			newest = o
 		}
 	}
-	if newest != nil {
-		ing.Spec.IngressClassName = ptr.To(newest.Name)
+	if newest == nil {
+		return "", nil
 	}
-	return nil
+	return newest.GetName(), nil
 }

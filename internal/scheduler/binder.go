@@ -2,14 +2,19 @@ package scheduler
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	v1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/lotse/lotse/internal/scheduler/plugins"
 )
 
 // Binder is how the scheduler acts on a decision. It is the only way the
@@ -39,11 +44,58 @@ type apiBinder struct {
 }
 
 func (b apiBinder) Bind(ctx context.Context, pod *v1.Pod, node string) error {
+	if err := b.selectNode(ctx, pod, node); err != nil {
+		return err
+	}
 	binding := &v1.Binding{
 		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
 		Target:     v1.ObjectReference{Kind: "Node", Name: node},
 	}
 	return b.client.CoreV1().Pods(pod.Namespace).Bind(ctx, binding, metav1.CreateOptions{})
+}
+
+// SelectedNodeAnnotation on a WaitForFirstConsumer claim tells the PV
+// controller which node the claim's first pod goes to, so that it binds a
+// PV that node can reach or provisions one there.
+const SelectedNodeAnnotation = "volume.kubernetes.io/selected-node"
+
+// selectNode annotates the pod's unbound WaitForFirstConsumer claims with
+// the chosen node before the pod is bound, as upstream's VolumeBinding
+// does in PreBind. Unlike upstream, the pod is bound without waiting for
+// the claims: the node agent retries until they are bound.
+func (b apiBinder) selectNode(ctx context.Context, pod *v1.Pod, node string) error {
+	for _, vol := range pod.Spec.Volumes {
+		if vol.PersistentVolumeClaim == nil {
+			continue
+		}
+		claims := b.client.CoreV1().PersistentVolumeClaims(pod.Namespace)
+		claim, err := claims.Get(ctx, vol.PersistentVolumeClaim.ClaimName, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("scheduler: claim %s/%s: %w", pod.Namespace, vol.PersistentVolumeClaim.ClaimName, err)
+		}
+		if claim.Spec.VolumeName != "" || claim.Annotations[SelectedNodeAnnotation] == node {
+			continue
+		}
+		class := plugins.ClaimClass(claim)
+		if class == "" {
+			continue
+		}
+		sc, err := b.client.StorageV1().StorageClasses().Get(ctx, class, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("scheduler: storage class %s: %w", class, err)
+		}
+		if sc.VolumeBindingMode == nil || *sc.VolumeBindingMode != storagev1.VolumeBindingWaitForFirstConsumer {
+			continue
+		}
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{SelectedNodeAnnotation: node}}})
+		if _, err := claims.Patch(ctx, claim.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			return fmt.Errorf("scheduler: selecting node %s for claim %s/%s: %w", node, claim.Namespace, claim.Name, err)
+		}
+	}
+	return nil
 }
 
 func (b apiBinder) Preempt(ctx context.Context, pod *v1.Pod, node string, victims []*v1.Pod) error {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -276,5 +277,40 @@ func TestIntegrationVolumes(t *testing.T) {
 	}
 	if got, _ := c.CoreV1().Pods("default").Get(ctx, "db", metav1.GetOptions{}); got.Spec.NodeName != "node-1" {
 		t.Fatalf("db bound to %q, want node-1 where its volume is", got.Spec.NodeName)
+	}
+
+	// An unbound WaitForFirstConsumer claim does not hold the pod back;
+	// it is told the node its first pod went to, for the PV controller.
+	wffc := storagev1.VolumeBindingWaitForFirstConsumer
+	if _, err := c.StorageV1().StorageClasses().Create(ctx, &storagev1.StorageClass{
+		ObjectMeta: metav1.ObjectMeta{Name: "later"}, Provisioner: "example.com/none", VolumeBindingMode: &wffc,
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	later := "later"
+	if _, err := c.CoreV1().PersistentVolumeClaims("default").Create(ctx, &v1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "scratch"}, Spec: v1.PersistentVolumeClaimSpec{
+		AccessModes: []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce}, Resources: v1.VolumeResourceRequirements{Requests: storage}, StorageClassName: &later,
+	}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p = apiPod("default", "cache", "1", func(p *v1.Pod) {
+		p.Spec.Volumes = []v1.Volume{{Name: "scratch", VolumeSource: v1.VolumeSource{
+			PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "scratch"}}}}
+	})
+	if _, err := c.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var node string
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		p, err := c.CoreV1().Pods("default").Get(ctx, "cache", metav1.GetOptions{})
+		node = p.Spec.NodeName
+		return err == nil && node != "", nil
+	})
+	if err != nil {
+		t.Fatalf("cache not bound with an unbound WaitForFirstConsumer claim: %v", err)
+	}
+	claim, err := c.CoreV1().PersistentVolumeClaims("default").Get(ctx, "scratch", metav1.GetOptions{})
+	if err != nil || claim.Annotations[scheduler.SelectedNodeAnnotation] != node {
+		t.Fatalf("claim annotations = %v (%v), want selected-node %s", claim.Annotations, err, node)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/lotse/lotse/internal/controller/job"
 	"github.com/lotse/lotse/internal/controller/namespace"
 	"github.com/lotse/lotse/internal/controller/nodelifecycle"
+	"github.com/lotse/lotse/internal/controller/persistentvolume"
 	"github.com/lotse/lotse/internal/controller/podautoscaler"
 	"github.com/lotse/lotse/internal/controller/podgc"
 	"github.com/lotse/lotse/internal/controller/replicaset"
@@ -34,6 +35,7 @@ var Controllers = map[string]controller.Constructor{
 	"job":                      job.New,
 	"namespace":                namespace.New,
 	"nodelifecycle":            nodelifecycle.New,
+	"persistentvolume-binder":  persistentvolume.New,
 	"podgc":                    podgc.New,
 	"replicaset":               replicaset.New,
 	rootCAPublisher:            rootcacert.New,

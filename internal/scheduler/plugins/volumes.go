@@ -6,6 +6,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/utils/ptr"
 
 	fw "github.com/lotse/lotse/internal/scheduler/framework"
 )
@@ -27,15 +28,19 @@ const betaStorageClassAnnotation = "volume.beta.kubernetes.io/storage-class"
 // exist, and a node must satisfy the required node affinity of every
 // PersistentVolume they are bound to.
 //
-// A claim counts as bound once spec.volumeName is set; upstream also waits
-// for the PV controller's pv.kubernetes.io/bind-completed annotation, but
-// lotse has no PV controller yet, so pre-bound claims are what users have.
-// An unbound claim whose StorageClass binds Immediate makes the pod
-// unschedulable until it is bound. An unbound WaitForFirstConsumer claim
-// is left alone: upstream would pick a PV or provision one for the chosen
-// node, and lotse has no dynamic provisioner yet, so the pod is scheduled
-// as if the claim had no constraints. Generic ephemeral volumes are not
-// looked at (lotse has no ephemeral volume controller).
+// A claim counts as bound once spec.volumeName is set (upstream also waits
+// for the PV controller's pv.kubernetes.io/bind-completed annotation,
+// which lotse's binder writes in the same update). An unbound claim whose
+// StorageClass binds Immediate makes the pod unschedulable until it is
+// bound. An unbound WaitForFirstConsumer claim does not constrain the
+// node: the binder (internal/controller/persistentvolume) then binds a PV
+// the chosen node can reach, or provisions one there, from the
+// volume.kubernetes.io/selected-node annotation the scheduler's binder
+// sets. Upstream also checks here that a matching unbound PV exists on
+// each node; lotse does not, so a WaitForFirstConsumer claim of a class
+// nobody provisions for can land on a node without a fitting PV. Generic
+// ephemeral volumes are not looked at (lotse has no ephemeral volume
+// controller).
 type VolumeBinding struct{ Listers Listers }
 
 // Name implements fw.Plugin.
@@ -252,10 +257,7 @@ func (l Listers) volume(name string) (*v1.PersistentVolume, error) {
 // binding until a pod uses it. No class, or a class that does not exist,
 // means Immediate, as upstream.
 func (l Listers) waitsForFirstConsumer(claim *v1.PersistentVolumeClaim) bool {
-	name, ok := claim.Annotations[betaStorageClassAnnotation]
-	if !ok && claim.Spec.StorageClassName != nil {
-		name = *claim.Spec.StorageClassName
-	}
+	name := ClaimClass(claim)
 	if name == "" || l.Classes == nil {
 		return false
 	}
@@ -264,6 +266,15 @@ func (l Listers) waitsForFirstConsumer(claim *v1.PersistentVolumeClaim) bool {
 		return false
 	}
 	return *class.VolumeBindingMode == storagev1.VolumeBindingWaitForFirstConsumer
+}
+
+// ClaimClass is the name of a claim's StorageClass; the beta annotation
+// wins over spec.storageClassName, as upstream.
+func ClaimClass(claim *v1.PersistentVolumeClaim) string {
+	if name, ok := claim.Annotations[betaStorageClassAnnotation]; ok {
+		return name
+	}
+	return ptr.Deref(claim.Spec.StorageClassName, "")
 }
 
 // appendVolumeZones adds the zone and region constraints of pv. A label
