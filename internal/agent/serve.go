@@ -105,7 +105,7 @@ func (a *Agent) target(r *http.Request) (*corev1.Pod, *runtimeapi.ContainerStatu
 	cur := rt.latest(container)
 	if cur == nil {
 		reason := "ContainerCreating"
-		for _, cs := range append(append([]corev1.ContainerStatus{}, pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...) {
+		for _, cs := range allStatuses(pod) {
 			if cs.Name == container && cs.State.Waiting != nil {
 				reason = cs.State.Waiting.Reason
 			}

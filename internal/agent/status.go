@@ -76,6 +76,9 @@ func (a *Agent) podStatus(pod *corev1.Pod, rt podRuntime, state *podState) corev
 		st.ContainerStatuses = append(st.ContainerStatuses, cs)
 	}
 
+	// Ephemeral containers count for neither phase nor readiness.
+	st.EphemeralContainerStatuses = a.ephemeralStatuses(pod, rt, state)
+
 	st.Phase = podPhase(pod, st.ContainerStatuses, initDone, initFailed)
 	if isTerminal(pod.Status.Phase) {
 		st.Phase = pod.Status.Phase // terminal phases never change

@@ -98,7 +98,8 @@ var errWait = errors.New("waiting")
 // should run, in order: init containers one by one, then the others.
 func (a *Agent) runPod(ctx context.Context, w *podWorker, pod *corev1.Pod, rt *podRuntime, state *podState) error {
 	sb := rt.readySandbox()
-	if sb == nil {
+	newSandbox := sb == nil
+	if newSandbox {
 		if len(rt.sandboxes) > 0 && pod.Spec.RestartPolicy == corev1.RestartPolicyNever && len(rt.containers) > 0 {
 			// The sandbox died under containers that may not restart:
 			// the pod stays as its containers ended.
@@ -143,6 +144,15 @@ func (a *Agent) runPod(ctx context.Context, w *podWorker, pod *corev1.Pod, rt *p
 	}
 	env := &podEnv{pod: pod, podIP: state.podIP, hostIP: a.cfg.NodeIP.String(), volumes: vols, hostsFile: hostsFile, sandbox: sbStatus.Status}
 
+	// Ephemeral containers first, as the kubelet orders them: a debugging
+	// container is wanted most while initialization is stuck. In a new
+	// sandbox they wait for the next sync, which sees what the old one
+	// held, so that none runs twice.
+	if !newSandbox {
+		a.startEphemeral(ctx, w, pod, sb, env, *rt, state)
+	} else if len(pod.Spec.EphemeralContainers) > 0 {
+		w.syncAgain(time.Second)
+	}
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		cur := rt.latest(c.Name)
@@ -296,6 +306,13 @@ func (a *Agent) startCreated(ctx context.Context, pod *corev1.Pod, cur *runtimea
 // startContainer pulls the image if needed, then creates and starts one
 // instance of c.
 func (a *Agent) startContainer(ctx context.Context, w *podWorker, pod *corev1.Pod, c *corev1.Container, sb *runtimeapi.PodSandbox, env *podEnv, attempt uint32, state *podState) {
+	a.startInstance(ctx, w, pod, c, sb, env, attempt, "", state)
+}
+
+// startInstance is startContainer; pidTarget, when set, is the runtime id
+// of the container whose process namespace c joins (an ephemeral
+// container's target).
+func (a *Agent) startInstance(ctx context.Context, w *podWorker, pod *corev1.Pod, c *corev1.Container, sb *runtimeapi.PodSandbox, env *podEnv, attempt uint32, pidTarget string, state *podState) {
 	image, wait := a.ensureImage(ctx, pod, c)
 	if wait != nil {
 		state.waiting[c.Name] = *wait
@@ -312,6 +329,7 @@ func (a *Agent) startContainer(ctx context.Context, w *podWorker, pod *corev1.Po
 		w.syncAgain(5 * time.Second)
 		return
 	}
+	shareTargetPID(cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(), pidTarget)
 	created, err := a.runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{
 		PodSandboxId: sb.Id, Config: cfg, SandboxConfig: a.sandboxConfig(pod, sb.Metadata.Attempt),
 	})
@@ -443,12 +461,20 @@ func (a *Agent) removeOlderInstances(ctx context.Context, uid types.UID, name st
 // reportsRunning says whether the pod's status still shows a container
 // running.
 func reportsRunning(pod *corev1.Pod) bool {
-	for _, cs := range append(append([]corev1.ContainerStatus{}, pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...) {
+	for _, cs := range allStatuses(pod) {
 		if cs.State.Running != nil {
 			return true
 		}
 	}
 	return false
+}
+
+// allStatuses lists the statuses of every kind of container.
+func allStatuses(pod *corev1.Pod) []corev1.ContainerStatus {
+	var out []corev1.ContainerStatus
+	out = append(out, pod.Status.InitContainerStatuses...)
+	out = append(out, pod.Status.ContainerStatuses...)
+	return append(out, pod.Status.EphemeralContainerStatuses...)
 }
 
 func isTerminal(p corev1.PodPhase) bool {
@@ -471,6 +497,8 @@ func allContainers(pod *corev1.Pod) []*corev1.Container {
 	return out
 }
 
+// findContainer finds a container of any kind by name, ephemeral ones
+// included (attach, logs and stopping serve them too).
 func findContainer(pod *corev1.Pod, name string) *corev1.Container {
 	if pod == nil {
 		return nil
@@ -478,6 +506,11 @@ func findContainer(pod *corev1.Pod, name string) *corev1.Container {
 	for _, c := range allContainers(pod) {
 		if c.Name == name {
 			return c
+		}
+	}
+	for i := range pod.Spec.EphemeralContainers {
+		if pod.Spec.EphemeralContainers[i].Name == name {
+			return ephemeralAsContainer(&pod.Spec.EphemeralContainers[i])
 		}
 	}
 	return nil

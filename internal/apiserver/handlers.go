@@ -76,6 +76,8 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, info *req
 		err = rq.serveMain()
 	case sub == "scale":
 		err = rq.serveScale()
+	case sub == "ephemeralcontainers":
+		err = rq.serveEphemeralContainers()
 	case sub == "binding" && info.Verb == "create":
 		err = rq.bind()
 	case sub == "eviction" && info.Verb == "create":
@@ -515,7 +517,7 @@ func (rq *request) replace(next func(cur runtime.Object) (runtime.Object, error)
 			// An update without a resourceVersion is unconditional.
 			acc.SetResourceVersion(old.GetResourceVersion())
 		}
-		if errs := validation.ValidateUpdate(obj, cur); len(errs) > 0 {
+		if errs := rq.validateUpdate(obj, cur); len(errs) > 0 {
 			return nil, rq.invalid(name, errs)
 		}
 		acc.SetResourceVersion("")
@@ -544,7 +546,8 @@ func (rq *request) replace(next func(cur runtime.Object) (runtime.Object, error)
 }
 
 // mergeSubresource limits what a write through a subresource changes:
-// /status changes only status, /finalize only the namespace finalizers.
+// /status changes only status, /ephemeralcontainers only the pod's
+// ephemeral containers, /finalize only the namespace finalizers.
 func (rq *request) mergeSubresource(obj, cur runtime.Object) runtime.Object {
 	switch rq.info.Subresource {
 	case "status":
@@ -552,6 +555,11 @@ func (rq *request) mergeSubresource(obj, cur runtime.Object) runtime.Object {
 		copyStatus(merged, obj)
 		acc, in := accessor(merged), accessor(obj)
 		acc.SetResourceVersion(in.GetResourceVersion())
+		return merged
+	case "ephemeralcontainers":
+		merged := cur.DeepCopyObject().(*corev1.Pod)
+		merged.Spec.EphemeralContainers = obj.(*corev1.Pod).Spec.EphemeralContainers
+		merged.ResourceVersion = obj.(*corev1.Pod).ResourceVersion
 		return merged
 	case "finalize":
 		merged := cur.DeepCopyObject().(*corev1.Namespace)

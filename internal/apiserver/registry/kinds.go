@@ -24,7 +24,7 @@ func Default() *Registry {
 				return map[string]string{"status.phase": string(o.(*corev1.Namespace).Status.Phase)}
 			}},
 		{GVK: gvk("", "v1", "Pod"), Resource: "pods", ShortNames: []string{"po"}, Categories: all, Namespaced: true,
-			Subresources: []string{"status", "binding", "eviction", "log", "exec", "attach", "portforward"}, FieldLabels: podFields},
+			Subresources: []string{"status", "binding", "eviction", "ephemeralcontainers", "log", "exec", "attach", "portforward"}, FieldLabels: podFields},
 		{GVK: gvk("", "v1", "Service"), Resource: "services", ShortNames: []string{"svc"}, Categories: all, Namespaced: true,
 			Subresources: []string{"status"},
 			FieldLabels: func(o runtime.Object) map[string]string {

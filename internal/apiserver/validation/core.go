@@ -36,6 +36,15 @@ func validatePod(p *corev1.Pod) field.ErrorList {
 	return validatePodSpec(&p.Spec, specPath)
 }
 
+// validatePodCreate refuses ephemeral containers in a new pod: they are
+// added to a running pod through its ephemeralcontainers subresource.
+func validatePodCreate(p *corev1.Pod) field.ErrorList {
+	if len(p.Spec.EphemeralContainers) > 0 {
+		return field.ErrorList{field.Forbidden(specPath.Child("ephemeralContainers"), "cannot be set on create")}
+	}
+	return nil
+}
+
 func validatePodUpdate(p, old *corev1.Pod) field.ErrorList {
 	var errs field.ErrorList
 	if len(p.Spec.Containers) != len(old.Spec.Containers) {

@@ -20,6 +20,10 @@ func validatePodTemplateSpec(t *corev1.PodTemplateSpec, fldPath *field.Path) fie
 	metaPath := fldPath.Child("metadata")
 	errs := metavalidation.ValidateLabels(t.Labels, metaPath.Child("labels"))
 	errs = append(errs, apivalidation.ValidateAnnotations(t.Annotations, metaPath.Child("annotations"))...)
+	// Ephemeral containers are added to running pods, one at a time.
+	if len(t.Spec.EphemeralContainers) > 0 {
+		errs = append(errs, field.Forbidden(fldPath.Child("spec", "ephemeralContainers"), "ephemeral containers not allowed in pod template"))
+	}
 	return append(errs, validatePodSpec(&t.Spec, fldPath.Child("spec"))...)
 }
 
@@ -65,11 +69,14 @@ func validatePodSpec(spec *corev1.PodSpec, fldPath *field.Path) field.ErrorList 
 			errs = append(errs, field.Invalid(idx.Child("startupProbe", "successThreshold"), c.StartupProbe.SuccessThreshold, "must be 1"))
 		}
 	}
+	// Only init and app containers can be an ephemeral container's target.
+	targets := names.Clone()
 	for i := range spec.EphemeralContainers {
 		ec := &spec.EphemeralContainers[i]
 		idx := fldPath.Child("ephemeralContainers").Index(i)
 		c := corev1.Container(ec.EphemeralContainerCommon)
 		errs = append(errs, validateContainer(&c, volumes, names, idx)...)
+		errs = append(errs, validateEphemeralOnly(ec, targets, idx)...)
 	}
 	if spec.HostNetwork {
 		errs = append(errs, hostNetworkPorts(spec.Containers, fldPath.Child("containers"))...)

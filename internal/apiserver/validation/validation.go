@@ -90,6 +90,7 @@ type rules[T object] struct {
 	name       apivalidation.ValidateNameFunc
 	validate   func(T) field.ErrorList
 	immutable  func(obj, old T) field.ErrorList // optional
+	createOnly func(T) field.ErrorList          // optional: what only a new object must obey
 }
 
 var metadataPath = field.NewPath("metadata")
@@ -99,6 +100,9 @@ func (r rules[T]) create(obj runtime.Object) field.ErrorList {
 	errs := apivalidation.ValidateObjectMetaAccessor(o, r.namespaced, r.name, metadataPath)
 	if r.validate != nil {
 		errs = append(errs, r.validate(o)...)
+	}
+	if r.createOnly != nil {
+		errs = append(errs, r.createOnly(o)...)
 	}
 	return errs
 }
@@ -132,7 +136,7 @@ func typeOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
 var kinds = map[reflect.Type]validator{
 	// core/v1
 	typeOf[*corev1.Namespace]():             rules[*corev1.Namespace]{name: dnsLabel, validate: validateNamespace, immutable: validateNamespaceUpdate},
-	typeOf[*corev1.Pod]():                   rules[*corev1.Pod]{namespaced: true, name: dnsSubdomain, validate: validatePod, immutable: validatePodUpdate},
+	typeOf[*corev1.Pod]():                   rules[*corev1.Pod]{namespaced: true, name: dnsSubdomain, validate: validatePod, immutable: validatePodUpdate, createOnly: validatePodCreate},
 	typeOf[*corev1.Service]():               rules[*corev1.Service]{namespaced: true, name: dns1035Label, validate: validateService, immutable: validateServiceUpdate},
 	typeOf[*corev1.Endpoints]():             rules[*corev1.Endpoints]{namespaced: true, name: dnsSubdomain, validate: validateEndpoints},
 	typeOf[*corev1.ConfigMap]():             rules[*corev1.ConfigMap]{namespaced: true, name: dnsSubdomain, validate: validateConfigMap, immutable: validateConfigMapUpdate},
