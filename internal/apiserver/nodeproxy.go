@@ -89,6 +89,11 @@ func podContainer(pod *corev1.Pod, name string) (string, error) {
 				return name, nil
 			}
 		}
+		for _, c := range pod.Spec.EphemeralContainers {
+			if c.Name == name {
+				return name, nil // kubectl debug attaches to one, logs reads one
+			}
+		}
 		return "", apierrors.NewBadRequest(fmt.Sprintf("container %s is not valid for pod %s", name, pod.Name))
 	}
 	if len(pod.Spec.Containers) == 1 {
