@@ -175,6 +175,75 @@ func TestNode(t *testing.T) {
 		})
 	})
 
+	t.Run("persistent volume claim on local-path", func(t *testing.T) {
+		// A claim without a class gets the built-in local-path default,
+		// which binds when its first pod is scheduled: the volume is a
+		// directory on the node that outlives the pod and goes with the
+		// claim.
+		pod := func(name, cmd string) string {
+			return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: c, image: "busybox:1.36", command: [sh, -c, %q], volumeMounts: [{name: data, mountPath: /data}]}
+  volumes:
+  - {name: data, persistentVolumeClaim: {claimName: data}}
+`, name, cmd)
+		}
+		claim := `apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 10Mi}}}
+`
+		k.okStdin(t, claim+"---\n"+pod("writer", "echo kept > /data/f; sleep 3600"), n("apply", "-f", "-")...)
+		waitRunning(t, k, "writer")
+		if got := k.ok(t, n("get", "pvc", "data", "-o", "jsonpath={.status.phase} {.spec.storageClassName}")...); got != "Bound local-path" {
+			t.Fatalf("claim = %q, want Bound local-path", got)
+		}
+		pv := k.ok(t, n("get", "pvc", "data", "-o", "jsonpath={.spec.volumeName}")...)
+		dir := k.ok(t, "get", "pv", pv, "-o", "jsonpath={.spec.hostPath.path}")
+		if !strings.HasPrefix(dir, dataDir) {
+			t.Errorf("local-path volume at %q, want it under the node's data dir %s", dir, dataDir)
+		}
+		k.ok(t, n("delete", "pod", "writer")...)
+		k.okStdin(t, pod("reader", "sleep 3600"), n("apply", "-f", "-")...)
+		waitRunning(t, k, "reader")
+		if got := strings.TrimSpace(k.ok(t, n("exec", "reader", "--", "cat", "/data/f")...)); got != "kept" {
+			t.Errorf("the second pod reads %q from the claim, want kept", got)
+		}
+		k.ok(t, n("delete", "pod", "reader")...)
+		k.ok(t, n("delete", "pvc", "data")...)
+		waitFor(t, 30*time.Second, "the volume and its directory gone", func() (bool, string) {
+			r := k.run(t, "get", "pv", pv)
+			_, err := os.Stat(dir)
+			return r.code != 0 && os.IsNotExist(err), fmt.Sprintf("%s; stat: %v", r, err)
+		})
+	})
+
+	t.Run("kubectl debug", func(t *testing.T) {
+		// An ephemeral container joins a running pod and sees its target's
+		// processes.
+		k.ok(t, n("run", "dbg", "--image=busybox:1.36", "--", "sleep", "3600")...)
+		waitRunning(t, k, "dbg")
+		r := k.runStdin(t, "ps; exit\n", n("debug", "-i", "dbg", "--image=busybox:1.36", "--target=dbg", "-c", "debugger", "--", "sh")...)
+		if r.code != 0 {
+			t.Errorf("kubectl debug:\n%s", r)
+		}
+		waitFor(t, 30*time.Second, "the debugger terminated, the pod still Running", func() (bool, string) {
+			got := k.ok(t, n("get", "pod", "dbg", "-o", `jsonpath={.status.ephemeralContainerStatuses[0].name} {.status.ephemeralContainerStatuses[0].state.terminated.exitCode} {.status.phase}`)...)
+			return got == "debugger 0 Running", got
+		})
+		// Its ps saw the target's process. (Read from its log: output
+		// written just before the container exits can miss the attach
+		// stream, so stdout above is not checked.)
+		if out := k.ok(t, n("logs", "dbg", "-c", "debugger")...); !strings.Contains(out, "sleep 3600") {
+			t.Errorf("the debugger's ps does not show its target's process:\n%s", out)
+		}
+		k.ok(t, n("delete", "pod", "dbg", "--grace-period=1")...)
+	})
+
 	t.Run("logs and graceful delete", func(t *testing.T) {
 		k.ok(t, n("run", "logger", "--image=busybox:1.36", "--", "sh", "-c", `i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 0.2; done`)...)
 		waitRunning(t, k, "logger")
