@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 
 	"github.com/lotse/lotse/internal/controller"
 )
@@ -234,6 +236,18 @@ func (c *Controller) collect(ctx context.Context, v nodeView, latest *metav1.Par
 		c.log.Debug("removing owner references", "object", v.ref, "owners", a.uids)
 		return c.removeOwnerRefs(ctx, v.ref, a.uids)
 	case deleteObject:
+		if a.policy == metav1.DeletePropagationForeground && v.dependentDeletingDependents() {
+			// An owner waits for this object, and this object would wait
+			// for a dependent that itself waits: likely a cycle of
+			// blocking references, in which neither could finish. As
+			// upstream, stop blocking the owners first (this can also
+			// catch a chain that is no cycle, which then merely lets the
+			// owner go before this object).
+			c.log.Debug("unblocking owner references to break a foreground deletion cycle", "object", v.ref)
+			if err := c.unblockOwnerRefs(ctx, v.ref); err != nil {
+				return err
+			}
+		}
 		c.log.Debug("deleting dependent", "object", v.ref, "policy", a.policy)
 		return c.deleteObject(ctx, v.ref, latest.ResourceVersion, a.policy)
 	}
@@ -404,6 +418,23 @@ func (c *Controller) removeOwnerRefs(ctx context.Context, ref objectRef, uids []
 		}
 		p.Metadata.OwnerReferences = &kept
 		return true
+	})
+}
+
+// unblockOwnerRefs sets blockOwnerDeletion to false on ref's owner
+// references.
+func (c *Controller) unblockOwnerRefs(ctx context.Context, ref objectRef) error {
+	return c.patchLatest(ctx, ref, func(cur *metav1.PartialObjectMetadata, p *metaPatch) bool {
+		refs := slices.Clone(cur.OwnerReferences)
+		changed := false
+		for i := range refs {
+			if ptr.Deref(refs[i].BlockOwnerDeletion, false) {
+				refs[i].BlockOwnerDeletion = ptr.To(false)
+				changed = true
+			}
+		}
+		p.Metadata.OwnerReferences = &refs
+		return changed
 	})
 }
 

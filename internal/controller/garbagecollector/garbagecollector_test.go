@@ -155,6 +155,34 @@ func TestForegroundDeletesDependentsFirst(t *testing.T) {
 	eventually(t, "owner deleted after its dependents", configMapGone(c, "owner"))
 }
 
+// TestForegroundCycle deletes one of two objects that own each other with
+// blocking references: without breaking the cycle each would wait for the
+// other forever (upstream unblocks the references of the second).
+func TestForegroundCycle(t *testing.T) {
+	c := startGC(t)
+	ctx := context.Background()
+	a := createOwner(t, c, "cycle-a")
+	b := createOwner(t, c, "cycle-b")
+	for _, link := range []struct {
+		dependent *corev1.ConfigMap
+		owner     *corev1.ConfigMap
+	}{{a, b}, {b, a}} {
+		cur, err := c.CoreV1().ConfigMaps("default").Get(ctx, link.dependent.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur.OwnerReferences = []metav1.OwnerReference{ownerRef(link.owner, true)}
+		if _, err := c.CoreV1().ConfigMaps("default").Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	createDependent(t, c, "cycle-dep", ownerRef(b, true))
+	deleteWith(t, c, "cycle-a", metav1.DeletePropagationForeground)
+	eventually(t, "cycle-a deleted", configMapGone(c, "cycle-a"))
+	eventually(t, "cycle-b deleted", configMapGone(c, "cycle-b"))
+	eventually(t, "cycle-b's other dependent deleted", secretGone(c, "cycle-dep"))
+}
+
 func TestOrphanKeepsDependents(t *testing.T) {
 	c := startGC(t)
 	ctx := context.Background()

@@ -321,6 +321,17 @@ func (v nodeView) blocking() []dependentView {
 	return out
 }
 
+// dependentDeletingDependents reports whether a dependent is itself in
+// foreground deletion, waiting for its own dependents.
+func (v nodeView) dependentDeletingDependents() bool {
+	for _, d := range v.dependents {
+		if d.deletingDependents {
+			return true
+		}
+	}
+	return false
+}
+
 func findOwner(owners []metav1.OwnerReference, uid types.UID) (metav1.OwnerReference, bool) {
 	for _, o := range owners {
 		if o.UID == uid {
