@@ -9,12 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
@@ -90,7 +88,7 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 		QPS:             50, Burst: 100, UserAgent: "lotse-agent/" + nodeName,
 	}
 	fmt.Fprintf(stdout, "lotse agent: node %s (%s, pods %s) joined %s\n", nodeName, ip, creds.PodCIDR, serverURL)
-	go trimPages(ctx, log)
+	go memtrim.Loop(ctx, log)
 	return node.Run(ctx, node.Config{
 		Name: nodeName, Dir: dataDir, API: api, RuntimeEndpoint: endpoint, SandboxImage: images.PauseRef,
 		PodCIDR: creds.PodCIDR, Bridge: bridge, NodeIP: ip, Port: port, ServingCert: serving, ClientCAs: pool,
@@ -152,23 +150,4 @@ func certUser(certPEM []byte) string {
 		return ""
 	}
 	return cert.Subject.CommonName
-}
-
-// trimPages hands back the binary's pages the agent has not used lately:
-// 20 s after start (start-up code), then every minute. What it still uses
-// faults back in from the page cache (minor faults, a few ms a minute).
-func trimPages(ctx context.Context, log *slog.Logger) {
-	wait := 20 * time.Second
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		if _, err := memtrim.BinaryPages(); err != nil {
-			log.Debug("could not trim the binary's pages", "err", err)
-			return
-		}
-		wait = time.Minute
-	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
 
+	"github.com/lotse/lotse/internal/memtrim"
 	"github.com/lotse/lotse/internal/satoken"
 	"github.com/lotse/lotse/internal/server"
 )
@@ -154,6 +155,7 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := untilSignal()
 	defer stop()
 	srv.Start(ctx)
+	go memtrim.Loop(ctx, log)
 	select {
 	case <-srv.ReadyNotify():
 		fmt.Fprintf(stdout, "lotse server is ready at %s\nadmin kubeconfig: %s\n  export KUBECONFIG=%s\n", srv.URL(), srv.KubeconfigPath(), srv.KubeconfigPath())

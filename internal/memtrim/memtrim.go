@@ -2,10 +2,13 @@ package memtrim
 
 import (
 	"bufio"
+	"context"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // madvPageout asks the kernel to reclaim the range's pages now (Linux 5.4+).
@@ -48,4 +51,24 @@ func BinaryPages() (int, error) {
 		advised++
 	}
 	return advised, sc.Err()
+}
+
+// Loop hands back the binary's pages the process has not used lately: 20 s
+// after start (start-up code), then every minute, until ctx is done. What
+// it still uses faults back in from the page cache (minor faults, a few
+// ms a minute).
+func Loop(ctx context.Context, log *slog.Logger) {
+	wait := 20 * time.Second
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if _, err := BinaryPages(); err != nil {
+			log.Debug("could not trim the binary's pages", "err", err)
+			return
+		}
+		wait = time.Minute
+	}
 }
