@@ -2,5 +2,6 @@
 // into one nftables table that DNATs cluster IPs, NodePorts, external IPs and
 // LoadBalancer ingress IPs to endpoints, like kube-proxy in nftables mode.
 // It keeps what it last wrote and, per sync, rewrites only the chains and map
-// elements of the Services that changed, in one atomic `nft -f` transaction.
+// elements of the Services that changed, in one atomic `nft -f` transaction,
+// then deletes the UDP conntrack entries the change left stale.
 package proxy

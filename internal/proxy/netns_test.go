@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,10 @@ func TestMain(m *testing.M) {
 		serve(strings.TrimPrefix(role, "serve "))
 	case strings.HasPrefix(role, "dial "):
 		dial(strings.TrimPrefix(role, "dial "))
+	case strings.HasPrefix(role, "userve "):
+		serveUDP(strings.TrimPrefix(role, "userve "))
+	case strings.HasPrefix(role, "usend "):
+		sendUDP(strings.TrimPrefix(role, "usend "))
 	default:
 		os.Exit(m.Run())
 	}
@@ -69,6 +74,61 @@ func dial(addr string) {
 		os.Exit(0)
 	}
 	fmt.Print(line)
+	os.Exit(0)
+}
+
+// serveUDP ("ADDR NAME") answers every datagram with NAME, so that clients
+// can see which endpoint their flow reached.
+func serveUDP(args string) {
+	addr, name, _ := strings.Cut(args, " ")
+	c, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println("listening")
+	buf := make([]byte, 512)
+	for {
+		_, from, err := c.ReadFrom(buf)
+		if err != nil {
+			os.Exit(1)
+		}
+		c.WriteTo([]byte(name), from)
+	}
+}
+
+// sendUDP ("LPORT ADDR") sends one datagram to ADDR from local port LPORT
+// and prints the answer or the error. A fixed source port makes every call
+// part of one conntrack flow, as a resolver's queries are.
+func sendUDP(args string) {
+	lport, addr, _ := strings.Cut(args, " ")
+	port, err := strconv.Atoi(lport)
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(0)
+	}
+	to, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(0)
+	}
+	c, err := net.ListenUDP("udp", &net.UDPAddr{Port: port})
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(0)
+	}
+	c.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, err := c.WriteTo([]byte("?"), to); err != nil {
+		fmt.Println("error:", err)
+		os.Exit(0)
+	}
+	buf := make([]byte, 512)
+	n, _, err := c.ReadFrom(buf)
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(0)
+	}
+	fmt.Println(string(buf[:n]))
 	os.Exit(0)
 }
 
@@ -135,16 +195,22 @@ func addPod(t testing.TB, node, role, ip string) string {
 	return pod
 }
 
-// helper starts this binary in ns in the given role; serve helpers run
-// until the test ends.
+// startServer starts a TCP server helper in ns that runs until the test ends.
 func startServer(t testing.TB, ns, addr string) {
+	t.Helper()
+	startHelper(t, ns, "serve "+addr)
+}
+
+// startHelper starts this binary in ns in a server role and waits until it
+// listens.
+func startHelper(t testing.TB, ns, role string) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("ip", "netns", "exec", ns, exe)
-	cmd.Env = append(os.Environ(), helperEnv+"=serve "+addr)
+	cmd.Env = append(os.Environ(), helperEnv+"="+role)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -164,12 +230,26 @@ func startServer(t testing.TB, ns, addr string) {
 // source address it saw) or "error: ...".
 func dialFrom(t testing.TB, ns, addr string) string {
 	t.Helper()
+	return runHelper(t, ns, "dial "+addr)
+}
+
+// sendFrom sends a UDP datagram from ns, source port lport, to addr and
+// returns the answer (the name of the endpoint) or "error: ...".
+func sendFrom(t testing.TB, ns string, lport int, addr string) string {
+	t.Helper()
+	return runHelper(t, ns, fmt.Sprintf("usend %d %s", lport, addr))
+}
+
+// runHelper runs this binary once in ns in a client role and returns what
+// it printed.
+func runHelper(t testing.TB, ns, role string) string {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("ip", "netns", "exec", ns, exe)
-	cmd.Env = append(os.Environ(), helperEnv+"=dial "+addr)
+	cmd.Env = append(os.Environ(), helperEnv+"="+role)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("dial helper: %v", err)
@@ -181,18 +261,40 @@ func dialFrom(t testing.TB, ns, addr string) string {
 // applies changes asynchronously.
 func eventually(t *testing.T, ns, addr string, ok func(string) bool, what string) {
 	t.Helper()
+	until(t, func() string { return dialFrom(t, ns, addr) }, ok, fmt.Sprintf("%s %s from %s", what, addr, ns))
+}
+
+// until retries get until its answer satisfies ok, for up to 10s.
+func until(t *testing.T, get func() string, ok func(string) bool, what string) {
+	t.Helper()
 	var got string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if got = dialFrom(t, ns, addr); ok(got) {
+		if got = get(); ok(got) {
 			return
 		}
 	}
-	t.Fatalf("%s %s from %s: got %q", what, addr, ns, got)
+	t.Fatalf("%s: got %q", what, got)
 }
 
 func is(want string) func(string) bool { return func(s string) bool { return s == want } }
 
 func refused(s string) bool { return strings.Contains(s, "connection refused") }
+
+// newNode makes the node namespace of the kernel tests and the outside one
+// it routes to.
+func newNode(t testing.TB) (node, outside string) {
+	t.Helper()
+	node = newNetns(t, "node")
+	sh(t, "ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	outside = newNetns(t, "out")
+	sh(t, "ip", "-n", node, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", outside)
+	sh(t, "ip", "-n", node, "addr", "add", "192.168.77.1/24", "dev", "eth0")
+	sh(t, "ip", "-n", node, "link", "set", "eth0", "up")
+	sh(t, "ip", "-n", node, "route", "add", "default", "via", "192.168.77.2")
+	sh(t, "ip", "-n", outside, "addr", "add", "192.168.77.2/24", "dev", "eth0")
+	sh(t, "ip", "-n", outside, "link", "set", "eth0", "up")
+	return node, outside
+}
 
 // TestKernel programs a real table in a node namespace and connects to
 // Services from the node and from pods.
@@ -204,15 +306,7 @@ func refused(s string) bool { return strings.Contains(s, "connection refused") }
 //	pod2 ns:  10.42.0.3, client
 func TestKernel(t *testing.T) {
 	requireRoot(t)
-	node := newNetns(t, "node")
-	sh(t, "ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-	outside := newNetns(t, "out")
-	sh(t, "ip", "-n", node, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", outside)
-	sh(t, "ip", "-n", node, "addr", "add", "192.168.77.1/24", "dev", "eth0")
-	sh(t, "ip", "-n", node, "link", "set", "eth0", "up")
-	sh(t, "ip", "-n", node, "route", "add", "default", "via", "192.168.77.2")
-	sh(t, "ip", "-n", outside, "addr", "add", "192.168.77.2/24", "dev", "eth0")
-	sh(t, "ip", "-n", outside, "link", "set", "eth0", "up")
+	node, outside := newNode(t)
 	pod1 := addPod(t, node, "p1", "10.42.0.2")
 	pod2 := addPod(t, node, "p2", "10.42.0.3")
 	startServer(t, pod1, ":8080")
@@ -297,4 +391,82 @@ func TestKernel(t *testing.T) {
 	},
 		"deleted service")
 	_ = discovery.AddressTypeIPv4
+}
+
+// conntrackIn is a Config.ClearConntrack that works in netns ns.
+func conntrackIn(t testing.TB, ns string) func(context.Context, []ConntrackFilter) (int, error) {
+	t.Helper()
+	f, err := os.Open("/run/netns/" + ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered before the proxy starts, so closed after it stops.
+	t.Cleanup(func() { f.Close() })
+	return netlinkConntrack(int(f.Fd()))
+}
+
+// TestKernelUDPConntrack checks that UDP flows, which conntrack pins to the
+// endpoint of their first packet, move when the proxy syncs: off a removed
+// endpoint, and onto the first endpoint of a Service they reached before
+// it had one.
+//
+//	pod1 ns:  10.42.0.2, UDP server "A" on :5353
+//	pod3 ns:  10.42.0.4, UDP server "B" on :5353
+//	pod2 ns:  10.42.0.3, client, always from source port 40053 or 40054
+func TestKernelUDPConntrack(t *testing.T) {
+	requireRoot(t)
+	node, _ := newNode(t)
+	podA := addPod(t, node, "ua", "10.42.0.2")
+	client := addPod(t, node, "uc", "10.42.0.3")
+	podB := addPod(t, node, "ub", "10.42.0.4")
+	startHelper(t, podA, "userve :5353 A")
+	startHelper(t, podB, "userve :5353 B")
+	epA, epB := readyEp("10.42.0.2", "node"), readyEp("10.42.0.4", "node")
+
+	dns := udpService(func(s *v1.Service) { s.Spec.ClusterIP, s.Spec.ClusterIPs = "10.43.0.20", []string{"10.43.0.20"} })
+	dnsSlice := udpSlice("dns-1", 5353, epA)
+	api, _ := startProxy(t, Config{NodeName: "node", Run: nftIn(node), ClearConntrack: conntrackIn(t, node),
+		Table: "lotse-test", MinSyncInterval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))},
+		dns, dnsSlice)
+	const vip = "10.43.0.20:53"
+	send := func(port int, addr string) func() string {
+		return func() string { return sendFrom(t, client, port, addr) }
+	}
+
+	until(t, send(40053, vip), is("A"), "UDP to the cluster IP")
+	// B joins. Other source ports reach it once the table has it, but the
+	// pinned flow stays on A: the premise of this test.
+	dnsSlice.Endpoints = append(dnsSlice.Endpoints, udpSlice("x", 5353, epB).Endpoints...)
+	update(t, api.DiscoveryV1().EndpointSlices("ns").Update, dnsSlice)
+	port := 41000
+	until(t, func() string { port++; return sendFrom(t, client, port, vip) }, is("B"), "UDP from fresh source ports")
+	for range 5 {
+		if got := sendFrom(t, client, 40053, vip); got != "A" {
+			t.Fatalf("the flow from port 40053 left A before A was removed: got %q", got)
+		}
+	}
+
+	// A leaves the slice (its server keeps answering): the flow must move.
+	dnsSlice.Endpoints = dnsSlice.Endpoints[1:]
+	update(t, api.DiscoveryV1().EndpointSlices("ns").Update, dnsSlice)
+	until(t, send(40053, vip), is("B"), "UDP flow after its endpoint was removed")
+
+	// A flow to a cluster IP that has no Service yet is routed away
+	// untranslated, and its entry would keep it so.
+	const late = "10.43.0.21:53"
+	if got := sendFrom(t, client, 40054, late); !strings.HasPrefix(got, "error:") {
+		t.Fatalf("UDP to an unknown cluster IP answered %q", got)
+	}
+	lateSvc := udpService(func(s *v1.Service) {
+		s.Name, s.Spec.ClusterIP, s.Spec.ClusterIPs = "late", "10.43.0.21", []string{"10.43.0.21"}
+	})
+	lateSlice := udpSlice("late-1", 5353, epA)
+	lateSlice.Labels[discovery.LabelServiceName] = "late"
+	if _, err := api.CoreV1().Services("ns").Create(t.Context(), lateSvc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.DiscoveryV1().EndpointSlices("ns").Create(t.Context(), lateSlice, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	until(t, send(40054, late), is("A"), "UDP flow after its Service got an endpoint")
 }

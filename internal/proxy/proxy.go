@@ -41,6 +41,10 @@ type Config struct {
 	Table string
 	// Run applies one nft script atomically. Default: `nft -f -`.
 	Run func(ctx context.Context, script string) error
+	// ClearConntrack deletes the UDP conntrack entries that match any of
+	// the filters and says how many it deleted; see conntrack.go for when
+	// it is called. Default: through netlink, in this network namespace.
+	ClearConntrack func(ctx context.Context, filters []ConntrackFilter) (int, error)
 	// MinSyncInterval is the least time between two syncs, so that a burst
 	// of changes becomes one transaction. Default 100ms.
 	MinSyncInterval time.Duration
@@ -82,6 +86,9 @@ func New(cfg Config, services coreinformers.ServiceInformer, slicesInf discovery
 	}
 	if cfg.Run == nil {
 		cfg.Run = runNft
+	}
+	if cfg.ClearConntrack == nil {
+		cfg.ClearConntrack = netlinkConntrack(0)
 	}
 	if cfg.MinSyncInterval <= 0 {
 		cfg.MinSyncInterval = 100 * time.Millisecond
@@ -272,9 +279,11 @@ func (p *Proxy) syncAll(ctx context.Context) error {
 	w.WriteString("add table " + t + "\ndelete table " + t + "\n")
 	writeBase(&w, p.cfg.Table, p.cfg.NodeIPs, p.build.clusterCIDR)
 	all := make([]*serviceRules, 0, len(keys))
+	var stale []ConntrackFilter
 	for _, k := range keys {
 		r := p.build.service(bySvc[k], p.slicesOf(k))
 		claim(owners, k, r, p.log)
+		stale = append(stale, staleConntrack(p.written[k], r)...)
 		if r.empty() {
 			continue
 		}
@@ -282,11 +291,17 @@ func (p *Proxy) syncAll(ctx context.Context) error {
 		written[k] = r
 		maps.Copy(dispatch, r.dispatch)
 	}
+	for k, old := range p.written {
+		if _, ok := bySvc[k]; !ok {
+			stale = append(stale, staleConntrack(old, nil)...) // Service deleted
+		}
+	}
 	writeFull(&w, p.cfg.Table, all, dispatch)
 	built := time.Since(start)
 	if err := p.cfg.Run(ctx, w.String()); err != nil {
 		return err
 	}
+	p.clearConntrack(ctx, stale)
 	p.written, p.owners, p.dispatch, p.needFull, p.lastFull = written, owners, dispatch, false, w.Len()
 	p.log.Info("nft full sync", "services", len(written), "bytes", w.Len(), "build", built, "total", time.Since(start))
 	return nil
@@ -303,6 +318,7 @@ func (p *Proxy) syncServices(ctx context.Context, keys map[string]struct{}) erro
 	// Dispatch chains are shared and kept until the next full sync; new
 	// ones go first, since the Services' map elements and rules need them.
 	var shared, w strings.Builder
+	var stale []ConntrackFilter
 	for _, k := range sorted {
 		svc, err := p.getService(k)
 		if err != nil {
@@ -319,6 +335,7 @@ func (p *Proxy) syncServices(ctx context.Context, keys map[string]struct{}) erro
 			}
 		}
 		writeDiff(&w, p.cfg.Table, p.written[k], r)
+		stale = append(stale, staleConntrack(p.written[k], r)...)
 		next[k] = r
 	}
 	script := shared.String() + w.String()
@@ -327,6 +344,10 @@ func (p *Proxy) syncServices(ctx context.Context, keys map[string]struct{}) erro
 			return err
 		}
 	}
+	// Also when nothing was written: a terminating endpoint that stops
+	// serving while others are ready changes no rule, yet flows still on
+	// it are stale.
+	p.clearConntrack(ctx, stale)
 	for k, r := range next {
 		if r.empty() {
 			delete(p.written, k)

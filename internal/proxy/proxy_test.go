@@ -90,6 +90,10 @@ func startProxy(t *testing.T, cfg Config, objs ...runtime.Object) (*fake.Clients
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger
 	}
+	if cfg.ClearConntrack == nil {
+		// Never the default: it would delete entries on the test host.
+		cfg.ClearConntrack = func(context.Context, []ConntrackFilter) (int, error) { return 0, nil }
+	}
 	p := New(cfg, f.Core().V1().Services(), f.Discovery().V1().EndpointSlices())
 	ctx, cancel := context.WithCancel(t.Context())
 	f.Start(ctx.Done())

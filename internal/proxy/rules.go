@@ -57,6 +57,9 @@ type serviceRules struct {
 	sets     map[string]string
 	elems    map[string]map[string]string
 	dispatch map[dispatchKey]struct{} // shared chains it jumps to
+	// udp describes the UDP ports, so that the next sync can tell which
+	// conntrack entries it made stale. It is not written to the table.
+	udp []udpPort
 }
 
 func newServiceRules() *serviceRules {
@@ -321,6 +324,9 @@ func (b *builder) servicePort(r *serviceRules, svc *v1.Service, clusterIP netip.
 	// and for any external traffic: even with externalTrafficPolicy Local,
 	// traffic from pods and from the node itself short-circuits to them.
 	all := b.endpointsFor(slices, sp.Name, sp.Protocol)
+	if proto == "udp" {
+		r.udp = append(r.udp, udpInfo(sp, clusterIP, ext, nodePort, all))
+	}
 	var clusterEps, localEps []endpoint
 	if !internalLocal || external {
 		clusterEps = pickEndpoints(all, false)
@@ -512,4 +518,20 @@ func (b *builder) affinityRules(r *serviceRules, portKey, proto string, affinity
 		}
 	}
 	return rules
+}
+
+// udpInfo records a UDP service port for the conntrack cleanup. Its
+// endpoints are all the serving ones, whatever the traffic policy, as
+// upstream: a flow may have been DNATed to any of them.
+func udpInfo(sp *v1.ServicePort, clusterIP netip.Addr, ext []netip.Addr, nodePort int32, eps []endpoint) udpPort {
+	u := udpPort{name: sp.Name, addrs: append([]netip.Addr{clusterIP}, ext...), port: uint16(sp.Port)}
+	if nodePort > 0 && nodePort <= 65535 {
+		u.nodePort = uint16(nodePort)
+	}
+	for _, e := range eps {
+		if e.ready || e.serving {
+			u.endpoints = append(u.endpoints, netip.AddrPortFrom(e.addr, uint16(e.port)))
+		}
+	}
+	return u
 }
