@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -89,6 +90,12 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "lotse agent: node %s (%s, pods %s) joined %s\n", nodeName, ip, creds.PodCIDR, serverURL)
 	go memtrim.Loop(ctx, log)
+	if os.Getenv("GOGC") == "" {
+		// The agent's live heap is a few MB; collecting at 50% growth
+		// instead of 100% keeps ~3 MB less resident on every node for a
+		// GC cost that is noise at this heap size. GOGC overrides it.
+		debug.SetGCPercent(50)
+	}
 	return node.Run(ctx, node.Config{
 		Name: nodeName, Dir: dataDir, API: api, RuntimeEndpoint: endpoint, SandboxImage: images.PauseRef,
 		PodCIDR: creds.PodCIDR, Bridge: bridge, NodeIP: ip, Port: port, ServingCert: serving, ClientCAs: pool,
