@@ -253,9 +253,7 @@ func (c *churnCluster) saveProfile(b *testing.B, name, profile string) <-chan st
 
 func (c *churnCluster) createNamespace(b *testing.B, ns string) {
 	b.Helper()
-	if _, err := c.client.CoreV1().Namespaces().Create(b.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		b.Fatal(err)
-	}
+	createNamespace(b, c.client, ns)
 }
 
 // podView is what a pod informer of one namespace sees, each pod reduced

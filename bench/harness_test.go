@@ -69,8 +69,12 @@ func startCluster(b *testing.B, noFsync bool) *cluster {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { member.Close() })
+	// The API is what is measured: no scheduler binding the pods, and no
+	// garbage collector deleting them for their made-up ReplicaSet owner;
+	// only the controllers a namespace needs to take pods.
 	srv, err := server.New(server.Config{
 		DataDir: dir, HTTPSPort: 0, EtcdServers: member.Endpoints(), DisableAgent: true, Logger: quiet,
+		DisableScheduler: true, Controllers: []string{"namespace", "serviceaccount"},
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -121,11 +125,25 @@ func (c *cluster) ownConnection(contentType string) kubernetes.Interface {
 	return kubernetes.NewForConfigOrDie(cfg)
 }
 
+// podServiceAccount is the account the realistic pods run as.
+const podServiceAccount = "shop-frontend"
+
 func (c *cluster) createNamespace(b *testing.B, name string) {
 	b.Helper()
-	_, err := c.client.CoreV1().Namespaces().Create(context.Background(),
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil {
+	createNamespace(b, c.client, name)
+}
+
+// createNamespace makes a namespace for the realistic pods, with the
+// ServiceAccount they run as: the ServiceAccount admission refuses pods
+// whose account does not exist, as upstream.
+func createNamespace(b *testing.B, client kubernetes.Interface, name string) {
+	b.Helper()
+	ctx := context.Background()
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: podServiceAccount}}
+	if _, err := client.CoreV1().ServiceAccounts(name).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -239,7 +257,7 @@ func newPod(ns, name string) *corev1.Pod {
 					}}}},
 			},
 			RestartPolicy: corev1.RestartPolicyAlways, TerminationGracePeriodSeconds: &grace, DNSPolicy: corev1.DNSClusterFirst,
-			ServiceAccountName: "shop-frontend", SecurityContext: &corev1.PodSecurityContext{RunAsUser: &uid, RunAsNonRoot: &yes},
+			ServiceAccountName: podServiceAccount, SecurityContext: &corev1.PodSecurityContext{RunAsUser: &uid, RunAsNonRoot: &yes},
 			SchedulerName: "default-scheduler", EnableServiceLinks: &no,
 			Tolerations: []corev1.Toleration{
 				{Key: "node.kubernetes.io/not-ready", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr(int64(300))},

@@ -19,7 +19,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -305,9 +304,7 @@ func BenchmarkRSS15kPods(b *testing.B) {
 		cfg.QPS, cfg.Burst = -1, 0
 		cs := kubernetes.NewForConfigOrDie(cfg)
 		const ns = "many"
-		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-			b.Fatal(err)
-		}
+		createNamespace(b, cs, ns)
 		tmpl, err := cs.CoreV1().Pods(ns).Create(ctx, newPod(ns, "template"), metav1.CreateOptions{})
 		if err != nil {
 			b.Fatal(err)
