@@ -2,6 +2,7 @@ package statefulset
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -35,9 +36,6 @@ type podControl interface {
 type reconciler struct {
 	ctl podControl
 	now time.Time
-	// maxUnavailable honours rollingUpdate.maxUnavailable; upstream 1.33
-	// keeps it behind the MaxUnavailableStatefulSet gate, off by default.
-	maxUnavailable bool
 }
 
 // reconcile makes one pass over set's pods. It returns the status to
@@ -198,59 +196,104 @@ func (r *reconciler) processCondemned(ctx context.Context, set *appsv1.StatefulS
 	return true, r.ctl.deletePod(ctx, set, pod)
 }
 
-// rollOut deletes the highest-ordinal pod at or above the partition that
-// is not at the update revision; the next pass recreates it from the new
-// template. It waits for each updated pod to be available first.
+// rollOut deletes pods at or above the partition that are not at the
+// update revision, highest ordinal first; the next pass recreates them from
+// the new template. Without rollingUpdate.maxUnavailable it replaces one
+// pod at a time, as it always has; with it, several at once.
 func (r *reconciler) rollOut(ctx context.Context, set *appsv1.StatefulSet, pods []*corev1.Pod, updateRev string, status *appsv1.StatefulSetStatus) error {
 	partition := 0
-	maxUnavailable := 1
+	var maxUnavailable *intstr.IntOrString
 	if ru := set.Spec.UpdateStrategy.RollingUpdate; ru != nil {
 		if ru.Partition != nil {
 			partition = int(*ru.Partition)
 		}
-		if r.maxUnavailable && ru.MaxUnavailable != nil {
-			n, err := intstr.GetScaledValueFromIntOrPercent(ru.MaxUnavailable, len(pods), false)
-			if err != nil {
-				return err
-			}
-			maxUnavailable = max(n, 1)
-		}
+		maxUnavailable = ru.MaxUnavailable
 	}
-	minReady := set.Spec.MinReadySeconds
-	if !r.maxUnavailable {
-		for i := len(pods) - 1; i >= partition; i-- {
-			if podRevision(pods[i]) != updateRev && !isTerminating(pods[i]) {
-				if err := r.ctl.deletePod(ctx, set, pods[i]); err != nil && !apierrors.IsNotFound(err) {
-					return err
-				}
-				status.CurrentReplicas--
-				return nil
-			}
-			if isUnavailable(pods[i], minReady, r.now) {
-				return nil
-			}
-		}
-		return nil
+	if maxUnavailable == nil {
+		return r.rollOutOne(ctx, set, pods, partition, updateRev, status)
 	}
-	// With maxUnavailable, delete as many outdated pods, highest ordinal
-	// first, as the budget left by unavailable pods allows.
-	unavailable := 0
-	for _, p := range pods {
-		if isUnavailable(p, minReady, r.now) {
-			unavailable++
-		}
+	limit, err := unavailableLimit(maxUnavailable, len(pods))
+	if err != nil {
+		return err
 	}
-	budget := maxUnavailable - unavailable
-	for i := len(pods) - 1; i >= partition && budget > 0; i-- {
+	return r.rollOutBudget(ctx, set, pods, partition, limit, updateRev, status)
+}
+
+// rollOutOne deletes the highest outdated pod, but not while a pod above
+// it (already updated, or terminating) is unavailable.
+func (r *reconciler) rollOutOne(ctx context.Context, set *appsv1.StatefulSet, pods []*corev1.Pod, partition int, updateRev string, status *appsv1.StatefulSetStatus) error {
+	for i := len(pods) - 1; i >= partition; i-- {
 		if podRevision(pods[i]) != updateRev && !isTerminating(pods[i]) {
-			if err := r.ctl.deletePod(ctx, set, pods[i]); err != nil && !apierrors.IsNotFound(err) {
-				return err
-			}
-			budget--
-			status.CurrentReplicas--
+			return r.deleteForUpdate(ctx, set, pods[i], status)
+		}
+		if isUnavailable(pods[i], set.Spec.MinReadySeconds, r.now) {
+			return nil
 		}
 	}
 	return nil
+}
+
+// rollOutBudget keeps at most limit pods of the set unavailable, counting
+// those that already are (anywhere in the set, below the partition too):
+// only limit minus that many healthy pods may go down now. The next pass,
+// once the replacements are available, takes the next batch.
+//
+// With Parallel management upstream (since 1.37) first replaces every
+// outdated pod that is unavailable anyway: deleting it costs no
+// availability, and counting it against the budget would stall a rollout
+// that is meant to repair a broken revision.
+func (r *reconciler) rollOutBudget(ctx context.Context, set *appsv1.StatefulSet, pods []*corev1.Pod, partition, limit int, updateRev string, status *appsv1.StatefulSetStatus) error {
+	minReady := set.Spec.MinReadySeconds
+	budget := limit
+	for _, p := range pods {
+		if isUnavailable(p, minReady, r.now) {
+			budget--
+		}
+	}
+	parallel := set.Spec.PodManagementPolicy == appsv1.ParallelPodManagement
+	for i := len(pods) - 1; i >= partition; i-- {
+		p := pods[i]
+		if podRevision(p) == updateRev || isTerminating(p) {
+			continue
+		}
+		// In ordered mode every replica is available by now (reconcile
+		// stops earlier otherwise), so only the budget decides.
+		if parallel && !isRunningAndAvailable(p, minReady, r.now) {
+			if err := r.deleteForUpdate(ctx, set, p, status); err != nil {
+				return err
+			}
+			continue
+		}
+		if budget <= 0 {
+			continue // a lower, unavailable outdated pod may still go
+		}
+		if err := r.deleteForUpdate(ctx, set, p, status); err != nil {
+			return err
+		}
+		budget--
+	}
+	return nil
+}
+
+// deleteForUpdate deletes pod so that it is recreated at the update
+// revision; a pod already gone is as good as deleted.
+func (r *reconciler) deleteForUpdate(ctx context.Context, set *appsv1.StatefulSet, pod *corev1.Pod, status *appsv1.StatefulSetStatus) error {
+	if err := r.ctl.deletePod(ctx, set, pod); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	status.CurrentReplicas--
+	return nil
+}
+
+// unavailableLimit resolves maxUnavailable against the replica count: a
+// percentage rounds down, and the result is at least 1 so that a small
+// percentage of a small set still makes progress.
+func unavailableLimit(v *intstr.IntOrString, replicas int) (int, error) {
+	n, err := intstr.GetScaledValueFromIntOrPercent(v, replicas, false)
+	if err != nil {
+		return 0, fmt.Errorf("statefulset: rollingUpdate.maxUnavailable: %w", err)
+	}
+	return max(n, 1), nil
 }
 
 // count fills the replica counters of status from the pods given.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -208,7 +209,7 @@ func TestReconcileOrdering(t *testing.T) {
 				pods = append(pods, statePod(src, p.ord, p.state, rev))
 			}
 			rec := &recorder{}
-			r := &reconciler{ctl: rec, now: now, maxUnavailable: tt.maxUnavail != nil}
+			r := &reconciler{ctl: rec, now: now}
 			if _, err := r.reconcile(context.Background(), set, oldRev, newRev, 0, pods); err != nil {
 				t.Fatal(err)
 			}
@@ -310,5 +311,164 @@ func TestStaleClaimBlocksCreate(t *testing.T) {
 	}
 	if len(rec.actions) != 0 {
 		t.Errorf("actions with a stale claim: %q", rec.actions)
+	}
+}
+
+// TestRollOutMaxUnavailable walks a rolling update under
+// rollingUpdate.maxUnavailable through its rounds: each pass deletes as
+// many outdated pods, highest ordinal first, as the budget left by the
+// pods already unavailable allows, and never below the partition.
+func TestRollOutMaxUnavailable(t *testing.T) {
+	type podSpec struct {
+		ord      int
+		state    string
+		revision string // "old" or "new"
+	}
+	// states gives the pods of a set in ordinal order as
+	// "state/revision", e.g. "ready/old".
+	pods := func(states ...string) []podSpec {
+		var out []podSpec
+		for i, s := range states {
+			state, rev, _ := strings.Cut(s, "/")
+			out = append(out, podSpec{i, state, rev})
+		}
+		return out
+	}
+	allOld := pods("ready/old", "ready/old", "ready/old", "ready/old", "ready/old")
+	two, pct := intstr.FromInt32(2), intstr.FromString
+	tests := []struct {
+		name       string
+		ordered    bool // OrderedReady instead of Parallel
+		maxUnavail *intstr.IntOrString
+		partition  int32
+		pods       []podSpec
+		want       []string // sorted
+	}{
+		{name: "first round deletes the two highest", maxUnavail: &two, pods: allOld,
+			want: []string{"delete web-3", "delete web-4"}},
+		{name: "none while two terminate", maxUnavail: &two,
+			pods: pods("ready/old", "ready/old", "ready/old", "terminating/old", "terminating/old")},
+		{name: "none while two replacements are not ready", maxUnavail: &two,
+			pods: pods("ready/old", "ready/old", "ready/old", "running/new", "pending/new")},
+		{name: "one ready replacement frees one slot", maxUnavail: &two,
+			pods: pods("ready/old", "ready/old", "ready/old", "running/new", "ready/new"), want: []string{"delete web-2"}},
+		{name: "second round", maxUnavail: &two,
+			pods: pods("ready/old", "ready/old", "ready/old", "ready/new", "ready/new"), want: []string{"delete web-1", "delete web-2"}},
+		{name: "last round", maxUnavail: &two,
+			pods: pods("ready/old", "ready/new", "ready/new", "ready/new", "ready/new"), want: []string{"delete web-0"}},
+		{name: "an unavailable updated pod below counts", maxUnavail: &two,
+			pods: pods("ready/old", "running/new", "ready/old", "ready/old", "ready/old"), want: []string{"delete web-4"}},
+		{name: "minReadySeconds: a fresh pod is unavailable", maxUnavail: &two,
+			pods: pods("ready/old", "ready/old", "ready/old", "fresh/new", "ready/new"), want: []string{"delete web-2"}},
+		{name: "ordered: two at once", ordered: true, maxUnavail: &two, pods: allOld,
+			want: []string{"delete web-3", "delete web-4"}},
+		{name: "ordered: waits for the batch", ordered: true, maxUnavail: &two,
+			pods: pods("ready/old", "ready/old", "ready/old", "running/new", "ready/new")},
+
+		{name: "50% of 5 rounds down to 2", maxUnavail: ptr.To(pct("50%")), pods: allOld,
+			want: []string{"delete web-3", "delete web-4"}},
+		{name: "10% of 5 is at least 1", maxUnavail: ptr.To(pct("10%")), pods: allOld,
+			want: []string{"delete web-4"}},
+		{name: "39% of 5 rounds down to 1", maxUnavail: ptr.To(pct("39%")), pods: allOld,
+			want: []string{"delete web-4"}},
+		{name: "100% deletes all", maxUnavail: ptr.To(pct("100%")), pods: allOld,
+			want: []string{"delete web-0", "delete web-1", "delete web-2", "delete web-3", "delete web-4"}},
+		{name: "more than replicas deletes all", maxUnavail: ptr.To(intstr.FromInt32(9)),
+			pods: pods("ready/old", "ready/old", "ready/new", "ready/old", "ready/old"),
+			want: []string{"delete web-0", "delete web-1", "delete web-3", "delete web-4"}},
+
+		{name: "partition caps the batch", maxUnavail: ptr.To(intstr.FromInt32(3)), partition: 3, pods: allOld,
+			want: []string{"delete web-3", "delete web-4"}},
+		{name: "partition: nothing left above it", maxUnavail: &two, partition: 3,
+			pods: pods("ready/old", "ready/old", "ready/old", "ready/new", "ready/new")},
+		{name: "partition: unavailable pod below it counts", maxUnavail: &two, partition: 2,
+			pods: pods("running/old", "ready/old", "ready/old", "ready/old", "ready/old"), want: []string{"delete web-4"}},
+		{name: "partition: unavailable pod below it is kept", maxUnavail: ptr.To(intstr.FromInt32(1)), partition: 2,
+			pods: pods("running/old", "ready/old", "ready/old", "ready/old", "ready/old")},
+
+		// Parallel: an outdated pod that is down anyway is replaced
+		// outside the budget, so a broken revision can be rolled over.
+		{name: "unavailable outdated pod is replaced first", maxUnavail: ptr.To(intstr.FromInt32(1)),
+			pods: pods("running/old", "ready/old", "ready/old", "ready/old", "ready/old"), want: []string{"delete web-0"}},
+		{name: "all outdated pods broken are replaced at once", maxUnavail: ptr.To(intstr.FromInt32(1)),
+			pods: pods("pending/old", "running/old", "ready/old", "running/old", "ready/new"),
+			want: []string{"delete web-0", "delete web-1", "delete web-3"}},
+		{name: "broken pods use the budget up", maxUnavail: &two,
+			pods: pods("running/old", "ready/old", "ready/old", "ready/old", "ready/old"),
+			want: []string{"delete web-0", "delete web-4"}},
+
+		// Without maxUnavailable nothing changes: one pod at a time from
+		// the top, blind to unavailable pods below it.
+		{name: "unset: one at a time", pods: allOld, want: []string{"delete web-4"}},
+		{name: "unset: ignores an unavailable pod below", pods: pods("running/old", "ready/old", "ready/old", "ready/old", "ready/old"),
+			want: []string{"delete web-4"}},
+		{name: "unset: waits for the updated pod above", pods: pods("ready/old", "ready/old", "ready/old", "ready/old", "running/new")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			oldSet, set := testSet(5, "nginx:1"), testSet(5, "nginx:2")
+			for _, s := range []*appsv1.StatefulSet{oldSet, set} {
+				s.Spec.MinReadySeconds = 10
+				if !tt.ordered {
+					s.Spec.PodManagementPolicy = appsv1.ParallelPodManagement
+				}
+				s.Spec.UpdateStrategy.RollingUpdate.Partition = ptr.To(tt.partition)
+				s.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable = tt.maxUnavail
+			}
+			oldRev, newRev := mustRevision(t, oldSet, 1), mustRevision(t, set, 2)
+			var in []*corev1.Pod
+			for _, p := range tt.pods {
+				src, rev := set, newRev.Name
+				if p.revision == "old" {
+					src, rev = oldSet, oldRev.Name
+				}
+				in = append(in, statePod(src, p.ord, p.state, rev))
+			}
+			rec := &recorder{}
+			r := &reconciler{ctl: rec, now: now}
+			st, err := r.reconcile(context.Background(), set, oldRev, newRev, 0, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := rec.actions
+			sort.Strings(got)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("actions = %q, want %q", got, tt.want)
+			}
+			// Each deletion takes a pod off the current revision.
+			old := 0
+			for _, p := range tt.pods {
+				if p.revision == "old" && p.state != "terminating" {
+					old++
+				}
+			}
+			if want := int32(old - len(tt.want)); st.CurrentReplicas != want {
+				t.Errorf("currentReplicas = %d, want %d", st.CurrentReplicas, want)
+			}
+		})
+	}
+}
+
+func TestUnavailableLimit(t *testing.T) {
+	tests := []struct {
+		v        intstr.IntOrString
+		replicas int
+		want     int
+		wantErr  bool
+	}{
+		{intstr.FromInt32(1), 5, 1, false},
+		{intstr.FromInt32(3), 5, 3, false},
+		{intstr.FromString("40%"), 5, 2, false},
+		{intstr.FromString("59%"), 5, 2, false},
+		{intstr.FromString("1%"), 5, 1, false},
+		{intstr.FromString("100%"), 5, 5, false},
+		{intstr.FromString("50%"), 0, 1, false},
+		{intstr.FromString("many"), 5, 0, true},
+	}
+	for _, tt := range tests {
+		got, err := unavailableLimit(&tt.v, tt.replicas)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("unavailableLimit(%s, %d) = %d, %v; want %d, error %t", tt.v.String(), tt.replicas, got, err, tt.want, tt.wantErr)
+		}
 	}
 }

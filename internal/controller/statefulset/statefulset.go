@@ -45,9 +45,6 @@ type Controller struct {
 	events    record.EventBroadcaster
 	clock     clock.Clock
 	log       *slog.Logger
-	// maxUnavailable turns on rollingUpdate.maxUnavailable (upstream's
-	// MaxUnavailableStatefulSet gate, off by default in 1.33).
-	maxUnavailable bool
 }
 
 // New builds the controller on the shared informers.
@@ -239,7 +236,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	r := &reconciler{ctl: &apiControl{c: c}, now: c.clock.Now(), maxUnavailable: c.maxUnavailable}
+	r := &reconciler{ctl: &apiControl{c: c}, now: c.clock.Now()}
 	status, syncErr := r.reconcile(ctx, set, current, update, collisions, pods)
 	if status != nil {
 		completeRollingUpdate(set, status)
