@@ -17,6 +17,7 @@ import (
 	"github.com/lotse/lotse/internal/controller/podgc"
 	"github.com/lotse/lotse/internal/controller/replicaset"
 	"github.com/lotse/lotse/internal/controller/rootcacert"
+	"github.com/lotse/lotse/internal/controller/satokensecret"
 	"github.com/lotse/lotse/internal/controller/serviceaccount"
 	"github.com/lotse/lotse/internal/controller/servicelb"
 	"github.com/lotse/lotse/internal/controller/statefulset"
@@ -40,6 +41,7 @@ var Controllers = map[string]controller.Constructor{
 	"replicaset":               replicaset.New,
 	rootCAPublisher:            rootcacert.New,
 	"serviceaccount":           serviceaccount.New,
+	"serviceaccount-token":     satokensecret.New,
 	"servicelb":                servicelb.New,
 	"statefulset":              statefulset.New,
 }
