@@ -677,6 +677,11 @@ func validatePersistentVolumeClaimUpdate(pvc, old *corev1.PersistentVolumeClaim)
 	if old.Spec.VolumeName == "" {
 		munged.VolumeName = ""
 	}
+	if old.Spec.StorageClassName == nil && old.Spec.VolumeName == "" {
+		// A claim made before any default class existed gets one later
+		// (upstream's retroactive default StorageClass assignment).
+		munged.StorageClassName = nil
+	}
 	if !apiequality.Semantic.DeepEqual(*munged, old.Spec) {
 		diff := cmp.Diff(old.Spec, *munged)
 		return field.ErrorList{field.Forbidden(specPath, "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims\n"+diff)}

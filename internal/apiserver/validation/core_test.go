@@ -321,6 +321,19 @@ func TestVolumesAndClaims(t *testing.T) {
 	remoded := pvc.DeepCopy()
 	remoded.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}
 	checkErrors(t, ValidateUpdate(remoded, pvc), forbidden("spec"))
+	// A claim without a class may get one while unbound (retroactive
+	// default StorageClass), never change it afterwards.
+	classed := pvc.DeepCopy()
+	classed.Spec.StorageClassName = ptr("local-path")
+	checkErrors(t, ValidateUpdate(classed, pvc))
+	reclassed := classed.DeepCopy()
+	reclassed.Spec.StorageClassName = ptr("other")
+	checkErrors(t, ValidateUpdate(reclassed, classed), forbidden("spec"))
+	bound := pvc.DeepCopy()
+	bound.Spec.VolumeName = "pv-1"
+	boundClassed := bound.DeepCopy()
+	boundClassed.Spec.StorageClassName = ptr("local-path")
+	checkErrors(t, ValidateUpdate(boundClassed, bound), forbidden("spec"))
 }
 
 func TestOtherCoreKinds(t *testing.T) {

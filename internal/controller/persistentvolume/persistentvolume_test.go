@@ -349,3 +349,43 @@ func TestLocalPath(t *testing.T) {
 		return apierrors.IsNotFound(err), nil
 	})
 }
+
+// TestRetroactiveDefaultClass creates a claim without a class before any
+// default class exists (a chart applied as a fresh cluster starts); once
+// the binder has made local-path, the claim gets it, as upstream assigns
+// defaults retroactively. A claim asking for no class ("") keeps none.
+func TestRetroactiveDefaultClass(t *testing.T) {
+	s := testserver.Start(t, testserver.Options{DisableScheduler: true, Controllers: []string{"namespace"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if _, err := s.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	claims := s.Client.CoreV1().PersistentVolumeClaims(ns)
+	for _, c := range []*corev1.PersistentVolumeClaim{claim("early", "1Gi", nil), claim("classless", "1Gi", noClass)} {
+		if _, err := claims.Create(ctx, c, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := claims.Get(ctx, "early", metav1.GetOptions{}); got.Spec.StorageClassName != nil {
+		t.Fatalf("with no default class, the claim got %q", *got.Spec.StorageClassName)
+	}
+	factory := informers.NewSharedInformerFactory(s.Client, 0)
+	ctl, err := persistentvolume.New(&controller.Context{
+		Client: s.Client, Informers: factory, Clock: clock.RealClock{},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	factory.Start(ctx.Done())
+	go func() { _ = ctl.Run(ctx) }()
+	eventually(t, "the early claim assigned the default class", func(ctx context.Context) (bool, error) {
+		got, err := claims.Get(ctx, "early", metav1.GetOptions{})
+		return err == nil && ptr.Deref(got.Spec.StorageClassName, "") == persistentvolume.ClassName, nil
+	})
+	time.Sleep(300 * time.Millisecond)
+	if got, err := claims.Get(ctx, "classless", metav1.GetOptions{}); err != nil || ptr.Deref(got.Spec.StorageClassName, "<nil>") != "" {
+		t.Fatalf("a claim asking for no class got %v (%v)", got.Spec.StorageClassName, err)
+	}
+}

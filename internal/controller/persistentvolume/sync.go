@@ -37,6 +37,9 @@ func (c *Controller) syncClaim(ctx context.Context, key string) error {
 // syncUnboundClaim binds a claim that names no volume to the best
 // matching one, or provisions one, or says why it waits.
 func (c *Controller) syncUnboundClaim(ctx context.Context, claim *corev1.PersistentVolumeClaim) error {
+	if done, err := c.assignDefaultClass(ctx, claim); done || err != nil {
+		return err // the update brings the claim back with its class
+	}
 	// No class, or a missing one, binds Immediate as upstream.
 	className := claimClass(claim)
 	var class *storagev1.StorageClass
@@ -401,4 +404,42 @@ func ignoreNotFound(err error) error {
 		return nil
 	}
 	return err
+}
+
+// assignDefaultClass gives an unbound claim created without a class (nil,
+// not "") the newest default StorageClass, as upstream's retroactive
+// default assignment does for claims made before a default existed (a
+// chart applied the moment a fresh cluster answers, before the local-path
+// class is created). It reports whether it updated the claim.
+func (c *Controller) assignDefaultClass(ctx context.Context, claim *corev1.PersistentVolumeClaim) (bool, error) {
+	if claim.Spec.StorageClassName != nil {
+		return false, nil
+	}
+	if _, ok := claim.Annotations[annBetaStorageClass]; ok {
+		return false, nil
+	}
+	classes, err := c.classes.List(labels.Everything())
+	if err != nil {
+		return false, err
+	}
+	var newest *storagev1.StorageClass
+	for _, sc := range classes {
+		if sc.Annotations[annDefaultClass] != "true" {
+			continue
+		}
+		if newest == nil || sc.CreationTimestamp.After(newest.CreationTimestamp.Time) ||
+			sc.CreationTimestamp.Equal(&newest.CreationTimestamp) && sc.Name < newest.Name {
+			newest = sc
+		}
+	}
+	if newest == nil {
+		return false, nil
+	}
+	claim = claim.DeepCopy()
+	claim.Spec.StorageClassName = &newest.Name
+	_, err = c.client.CoreV1().PersistentVolumeClaims(claim.Namespace).Update(ctx, claim, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return true, nil
+	}
+	return err == nil, err
 }
