@@ -3,6 +3,7 @@ package scheduler
 import (
 	"fmt"
 	"sort"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -42,6 +43,7 @@ func findPreemption(filters []fw.FilterPlugin, pod *fw.PodInfo, snap fw.NodeList
 	var best *preemption
 	var bestViolations int
 	var bestMax, bestSum int64
+	var bestStart time.Time
 	for _, ni := range snap.List() {
 		st := fitErr.NodeStatuses[ni.Name()]
 		if st == nil || st.Code != fw.Unschedulable {
@@ -58,9 +60,11 @@ func findPreemption(filters []fw.FilterPlugin, pod *fw.PodInfo, snap fw.NodeList
 			maxPrio = max(maxPrio, int64(v.Priority))
 			sum += int64(v.Priority)
 		}
+		start := earliestStart(victims, maxPrio)
 		// Upstream's order: the fewest PodDisruptionBudget violations,
 		// then the lowest most-important victim, then the lowest
-		// priority sum, then the fewest victims.
+		// priority sum, then the fewest victims, then the node whose
+		// most important victims started last (the least work lost).
 		better := best == nil
 		if !better {
 			switch {
@@ -70,19 +74,40 @@ func findPreemption(filters []fw.FilterPlugin, pod *fw.PodInfo, snap fw.NodeList
 				better = maxPrio < bestMax
 			case sum != bestSum:
 				better = sum < bestSum
-			default:
+			case len(victims) != len(best.victims):
 				better = len(victims) < len(best.victims)
+			default:
+				better = start.After(bestStart)
 			}
 		}
 		if better {
 			best = &preemption{node: ni.Name(), victims: victims}
-			bestViolations, bestMax, bestSum = violations, maxPrio, sum
+			bestViolations, bestMax, bestSum, bestStart = violations, maxPrio, sum, start
 		}
 	}
 	if best != nil {
 		return best, ""
 	}
 	return nil, fmt.Sprintf("preemption: 0/%d nodes are available: %s.", fitErr.NumAllNodes, histogram(reasons))
+}
+
+// earliestStart is when the first of the victims of priority prio
+// started (its creation when it has not started).
+func earliestStart(victims []*fw.PodInfo, prio int64) time.Time {
+	var first time.Time
+	for _, v := range victims {
+		if int64(v.Priority) != prio {
+			continue
+		}
+		at := v.Pod.CreationTimestamp.Time
+		if st := v.Pod.Status.StartTime; st != nil {
+			at = st.Time
+		}
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+	}
+	return first
 }
 
 // selectVictims removes every pod of lower priority from a copy of the

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"slices"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -37,6 +38,17 @@ func TestPreemption(t *testing.T) {
 			placed: []*v1.Pod{placed("p1", "a", "1", 1), placed("p5", "a", "1", 5)},
 			pod:    pod("high", "1", "", withPriority(10)),
 			want:   []string{"a", "p1"},
+		},
+		{
+			name:  "on a tie, prefers the node whose victims started last",
+			nodes: []*v1.Node{node("a", "1", "8Gi", nil), node("b", "1", "8Gi", nil), node("c", "1", "8Gi", nil)},
+			placed: []*v1.Pod{
+				placed("a-old", "a", "1", 1, startedAt(-3*time.Hour)),
+				placed("b-new", "b", "1", 1, startedAt(-time.Minute)),
+				placed("c-mid", "c", "1", 1, startedAt(-time.Hour)),
+			},
+			pod:  pod("high", "1", "", withPriority(10)),
+			want: []string{"b", "b-new"},
 		},
 		{
 			name:   "prefers the node whose victims matter least",
@@ -219,4 +231,9 @@ func TestSplitByBudgets(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startedAt sets a placed pod's start time relative to now.
+func startedAt(ago time.Duration) func(*v1.Pod) {
+	return func(p *v1.Pod) { p.Status.StartTime = &metav1.Time{Time: time.Now().Add(ago)} }
 }
