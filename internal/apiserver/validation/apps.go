@@ -6,6 +6,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"slices"
 )
 
 // replicatedTemplate checks the pod template of a controller whose pods run
@@ -200,7 +201,7 @@ func validateStatefulSet(ss *appsv1.StatefulSet) field.ErrorList {
 	errs = append(errs, nonNegative(int64(spec.MinReadySeconds), specPath.Child("minReadySeconds"))...)
 	errs = append(errs, nonNegativePtr(spec.RevisionHistoryLimit, specPath.Child("revisionHistoryLimit"))...)
 	errs = append(errs, requiredSelector(spec.Selector, "statefulset", specPath.Child("selector"))...)
-	errs = append(errs, replicatedTemplate(spec.Selector, &spec.Template, "StatefulSet", specPath.Child("template"))...)
+	errs = append(errs, replicatedTemplate(spec.Selector, withClaimVolumes(spec), "StatefulSet", specPath.Child("template"))...)
 	for i := range spec.VolumeClaimTemplates {
 		idx := specPath.Child("volumeClaimTemplates").Index(i)
 		pvc := &spec.VolumeClaimTemplates[i]
@@ -212,6 +213,23 @@ func validateStatefulSet(ss *appsv1.StatefulSet) field.ErrorList {
 		errs = append(errs, validatePVCSpec(&pvc.Spec, idx.Child("spec"))...)
 	}
 	return errs
+}
+
+// withClaimVolumes is the set's pod template with a volume for each claim
+// template it does not already name, as the controller gives its pods:
+// containers mount claim templates by name.
+func withClaimVolumes(spec *appsv1.StatefulSetSpec) *corev1.PodTemplateSpec {
+	if len(spec.VolumeClaimTemplates) == 0 {
+		return &spec.Template
+	}
+	t := spec.Template.DeepCopy()
+	for _, pvc := range spec.VolumeClaimTemplates {
+		if !slices.ContainsFunc(t.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == pvc.Name }) {
+			t.Spec.Volumes = append(t.Spec.Volumes, corev1.Volume{Name: pvc.Name, VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: pvc.Name}}})
+		}
+	}
+	return t
 }
 
 func validateStatefulSetUpdate(ss, old *appsv1.StatefulSet) field.ErrorList {

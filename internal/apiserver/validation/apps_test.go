@@ -171,6 +171,12 @@ func TestReplicaSetDaemonSetStatefulSet(t *testing.T) {
 
 	ss := validStatefulSet()
 	checkErrors(t, ValidateCreate(ss))
+	// Containers mount claim templates by name; other names stay unknown.
+	ss.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	checkErrors(t, ValidateCreate(ss))
+	ss.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "nope", MountPath: "/data"}}
+	checkErrors(t, ValidateCreate(ss), notFound("spec.template.spec.containers[0].volumeMounts[0].name"))
+	ss = validStatefulSet()
 	ss.Spec.PodManagementPolicy = "Random"
 	ss.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests = nil
 	checkErrors(t, ValidateCreate(ss), notSupported("spec.podManagementPolicy"), required("spec.volumeClaimTemplates[0].spec.resources[storage]"))
