@@ -123,35 +123,9 @@ func New(ctx *controller.Context) (controller.Controller, error) {
 		return nil, err
 	}
 	// Only our own slices matter; an event that is the echo of our own
-	// write needs no sync.
-	onSlice := func(obj any) {
-		if s, ok := obj.(*discoveryv1.EndpointSlice); ok {
-			if key := serviceKeyOf(s); key != "" && c.sliceTracker.News(key, s) {
-				c.sliceQueue.Add(key)
-			}
-		}
-	}
-	if _, err := sliceInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: onSlice,
-		UpdateFunc: func(old, obj any) {
-			// A slice relabelled to another Service concerns both.
-			if o, ok := old.(*discoveryv1.EndpointSlice); ok {
-				if key := serviceKeyOf(o); key != "" && key != serviceKeyOf(obj.(*discoveryv1.EndpointSlice)) {
-					c.sliceQueue.Add(key)
-				}
-			}
-			onSlice(obj)
-		},
-		DeleteFunc: func(obj any) {
-			s, ok := unwrap(obj).(*discoveryv1.EndpointSlice)
-			if !ok {
-				return
-			}
-			if key := serviceKeyOf(s); key != "" && c.sliceTracker.Gone(key, s) {
-				c.sliceQueue.Add(key)
-			}
-		},
-	}); err != nil {
+	// write needs no sync, a slice relabelled to another Service concerns
+	// both.
+	if _, err := sliceInf.Informer().AddEventHandler(c.sliceTracker.EventHandler(serviceKeyOf, c.sliceQueue.Add)); err != nil {
 		return nil, err
 	}
 	// An Endpoints deleted under a live Service is put back.

@@ -116,32 +116,7 @@ func New(ctx *controller.Context) (controller.Controller, error) {
 
 	// Only mirrored slices matter, and only changes this controller did
 	// not make itself: someone edited, relabelled or deleted one.
-	onSlice := func(s *discoveryv1.EndpointSlice) {
-		if key := endpointsKeyOf(s); key != "" && c.tracker.News(key, s) {
-			c.queue.Add(key)
-		}
-	}
-	_, err := sliceInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) { onSlice(obj.(*discoveryv1.EndpointSlice)) },
-		UpdateFunc: func(old, cur any) {
-			o, n := old.(*discoveryv1.EndpointSlice), cur.(*discoveryv1.EndpointSlice)
-			// Relabelled away from a Service or out of this controller's
-			// hands: the Service it left needs a new slice.
-			if key := endpointsKeyOf(o); key != "" && key != endpointsKeyOf(n) {
-				c.queue.Add(key)
-			}
-			onSlice(n)
-		},
-		DeleteFunc: func(obj any) {
-			s, ok := unwrap(obj).(*discoveryv1.EndpointSlice)
-			if !ok {
-				return
-			}
-			if key := endpointsKeyOf(s); key != "" && c.tracker.Gone(key, s) {
-				c.queue.Add(key)
-			}
-		},
-	})
+	_, err := sliceInf.Informer().AddEventHandler(c.tracker.EventHandler(endpointsKeyOf, c.queue.Add))
 	return c, err
 }
 

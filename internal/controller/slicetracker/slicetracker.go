@@ -6,6 +6,7 @@ import (
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
 )
 
 // Tracker holds, per owner key (a Service's or an Endpoints' namespace/
@@ -103,4 +104,42 @@ func (t *Tracker) Forget(key string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.byKey, key)
+}
+
+// EventHandler turns slice events into owner keys to sync: a slice that
+// changed or appeared for a reason other than the controller's own write,
+// the owner a relabelled slice left, and the owner of a slice someone
+// else deleted. ownerKey names a slice's owner ("" for slices that are
+// not the controller's).
+func (t *Tracker) EventHandler(ownerKey func(*discoveryv1.EndpointSlice) string, enqueue func(key string)) cache.ResourceEventHandler {
+	onSlice := func(obj any) {
+		if s, ok := obj.(*discoveryv1.EndpointSlice); ok {
+			if key := ownerKey(s); key != "" && t.News(key, s) {
+				enqueue(key)
+			}
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: onSlice,
+		UpdateFunc: func(old, obj any) {
+			o, ok1 := old.(*discoveryv1.EndpointSlice)
+			n, ok2 := obj.(*discoveryv1.EndpointSlice)
+			if ok1 && ok2 {
+				if key := ownerKey(o); key != "" && key != ownerKey(n) {
+					enqueue(key)
+				}
+			}
+			onSlice(obj)
+		},
+		DeleteFunc: func(obj any) {
+			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = tomb.Obj
+			}
+			if s, ok := obj.(*discoveryv1.EndpointSlice); ok {
+				if key := ownerKey(s); key != "" && t.Gone(key, s) {
+					enqueue(key)
+				}
+			}
+		},
+	}
 }

@@ -1,11 +1,13 @@
 package slicetracker
 
 import (
+	"slices"
 	"testing"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
 )
 
 func slice(uid string, rv string) *discoveryv1.EndpointSlice {
@@ -64,5 +66,26 @@ func TestNewsAndGone(t *testing.T) {
 	}
 	if len(tr.byKey) != 0 {
 		t.Errorf("entries left after every slice went: %v", tr.byKey)
+	}
+}
+
+func TestEventHandler(t *testing.T) {
+	owned := func(uid, rv, owner string) *discoveryv1.EndpointSlice {
+		s := slice(uid, rv)
+		s.Labels = map[string]string{"owner": owner}
+		return s
+	}
+	tr := New()
+	var got []string
+	h := tr.EventHandler(func(s *discoveryv1.EndpointSlice) string { return s.Labels["owner"] }, func(k string) { got = append(got, k) })
+	tr.Wrote("web", owned("a", "7", "web"))
+	h.OnAdd(owned("a", "7", "web"), false) // the echo of our own write
+	h.OnAdd(owned("b", "3", ""), false)    // not ours
+	h.OnUpdate(owned("a", "7", "web"), owned("a", "9", "api"))
+	tr.Deleted("web", owned("c", "4", "web"))
+	h.OnDelete(owned("c", "4", "web")) // our own deletion
+	h.OnDelete(cache.DeletedFinalStateUnknown{Obj: owned("d", "5", "db")})
+	if want := []string{"web", "api", "db"}; !slices.Equal(got, want) {
+		t.Fatalf("enqueued %v, want %v", got, want)
 	}
 }
