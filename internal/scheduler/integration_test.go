@@ -97,12 +97,13 @@ func TestIntegrationScheduleAgainstAPIServer(t *testing.T) {
 	mustCreate(apiPod("default", "other", "1", func(p *v1.Pod) { p.Spec.SchedulerName = "someone-else" }))
 
 	// All six web pods are bound, two per node.
+	var perNode map[string]int
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		pods, err := c.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=test"})
 		if err != nil {
 			return false, err
 		}
-		perNode := map[string]int{}
+		perNode = map[string]int{}
 		for _, p := range pods.Items {
 			if strings.HasPrefix(p.Name, "web-") && p.Spec.NodeName != "" {
 				perNode[p.Spec.NodeName]++
@@ -111,7 +112,8 @@ func TestIntegrationScheduleAgainstAPIServer(t *testing.T) {
 		return perNode["node-0"] == 2 && perNode["node-1"] == 2 && perNode["node-2"] == 2, nil
 	})
 	if err != nil {
-		t.Fatalf("web pods not bound two per node: %v", err)
+		// Once seen in CI: say where they were, for the next time.
+		t.Fatalf("web pods not bound two per node: %v (last seen per node: %v)", err, perNode)
 	}
 	web0, err := c.CoreV1().Pods("default").Get(ctx, "web-0", metav1.GetOptions{})
 	if err != nil {
