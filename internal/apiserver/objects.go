@@ -25,6 +25,7 @@ import (
 	"github.com/lotse/lotse/internal/apiserver/registry"
 	"github.com/lotse/lotse/internal/qos"
 	"github.com/lotse/lotse/internal/storage"
+	"github.com/lotse/lotse/internal/storageclass"
 )
 
 // toServed converts a stored object to the version the request is served in.
@@ -260,18 +261,15 @@ func (s *Server) setDefaultIngressClass(ctx context.Context, ing *networkingv1.I
 	return err
 }
 
-// storageClassDefault marks the StorageClass new claims without a class get.
-const storageClassDefault = "storageclass.kubernetes.io/is-default-class"
-
 // setDefaultStorageClass gives a new PersistentVolumeClaim that names no
 // class (a nil storageClassName; "" asks for none) the default
 // StorageClass, as upstream's DefaultStorageClass admission: the newest
 // one marked default.
 func (s *Server) setDefaultStorageClass(ctx context.Context, pvc *corev1.PersistentVolumeClaim) error {
-	if pvc.Spec.StorageClassName != nil || pvc.Annotations["volume.beta.kubernetes.io/storage-class"] != "" {
+	if pvc.Spec.StorageClassName != nil || pvc.Annotations[storageclass.BetaAnnotation] != "" {
 		return nil
 	}
-	name, err := s.newestDefault(ctx, storagev1.Resource("storageclasses"), storageClassDefault)
+	name, err := s.newestDefault(ctx, storagev1.Resource("storageclasses"), storageclass.DefaultAnnotation)
 	if name != "" {
 		pvc.Spec.StorageClassName = ptr.To(name)
 	}
@@ -289,23 +287,9 @@ func (s *Server) newestDefault(ctx context.Context, gr schema.GroupResource, ann
 	if err != nil {
 		return "", storageError(err, gr, "")
 	}
-	var newest metav1.Object
-	for _, obj := range list.Items {
-		o := accessor(obj)
-		if o.GetAnnotations()[annotation] != "true" {
-			continue
-		}
-		if newest == nil {
-			newest = o
-			continue
-		}
-		at, best := o.GetCreationTimestamp(), newest.GetCreationTimestamp()
-		if at.After(best.Time) || at.Equal(&best) && o.GetName() < newest.GetName() {
-			newest = o
-		}
+	objs := make([]metav1.Object, len(list.Items))
+	for i, obj := range list.Items {
+		objs[i] = accessor(obj)
 	}
-	if newest == nil {
-		return "", nil
-	}
-	return newest.GetName(), nil
+	return storageclass.NewestDefault(objs, annotation), nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	v1 "k8s.io/api/core/v1"
-	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -41,6 +40,8 @@ type Reporter interface {
 type apiBinder struct {
 	client   kubernetes.Interface
 	recorder record.EventRecorder // nil: no events (the benchmark's baseline)
+	// volumes finds the pod's claims that wait for their first consumer.
+	volumes plugins.Listers
 }
 
 func (b apiBinder) Bind(ctx context.Context, pod *v1.Pod, node string) error {
@@ -68,30 +69,16 @@ func (b apiBinder) selectNode(ctx context.Context, pod *v1.Pod, node string) err
 		if vol.PersistentVolumeClaim == nil {
 			continue
 		}
-		claims := b.client.CoreV1().PersistentVolumeClaims(pod.Namespace)
-		claim, err := claims.Get(ctx, vol.PersistentVolumeClaim.ClaimName, metav1.GetOptions{})
+		// The filters have just read the claim through the same lister.
+		claim, err := b.volumes.Claims.PersistentVolumeClaims(pod.Namespace).Get(vol.PersistentVolumeClaim.ClaimName)
 		if err != nil {
 			return fmt.Errorf("scheduler: claim %s/%s: %w", pod.Namespace, vol.PersistentVolumeClaim.ClaimName, err)
 		}
-		if claim.Spec.VolumeName != "" || claim.Annotations[SelectedNodeAnnotation] == node {
-			continue
-		}
-		class := plugins.ClaimClass(claim)
-		if class == "" {
-			continue
-		}
-		sc, err := b.client.StorageV1().StorageClasses().Get(ctx, class, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("scheduler: storage class %s: %w", class, err)
-		}
-		if sc.VolumeBindingMode == nil || *sc.VolumeBindingMode != storagev1.VolumeBindingWaitForFirstConsumer {
+		if claim.Spec.VolumeName != "" || claim.Annotations[SelectedNodeAnnotation] == node || !b.volumes.WaitsForFirstConsumer(claim) {
 			continue
 		}
 		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{SelectedNodeAnnotation: node}}})
-		if _, err := claims.Patch(ctx, claim.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		if _, err := b.client.CoreV1().PersistentVolumeClaims(pod.Namespace).Patch(ctx, claim.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 			return fmt.Errorf("scheduler: selecting node %s for claim %s/%s: %w", node, claim.Namespace, claim.Name, err)
 		}
 	}

@@ -92,6 +92,7 @@ type Scheduler struct {
 	// factory is Config.Informers or the scheduler's own; the listers
 	// below read from it once run has started it.
 	factory         informers.SharedInformerFactory
+	volumes         plugins.Listers
 	priorityClasses schedulinglisters.PriorityClassLister
 	pdbs            policylisters.PodDisruptionBudgetLister
 }
@@ -152,6 +153,7 @@ func New(cfg Config) (*Scheduler, error) {
 		reporter:  cfg.Reporter,
 		bindSem:   make(chan struct{}, cfg.BindConcurrency),
 		factory:   factory,
+		volumes:   listers,
 		pdbs:      factory.Policy().V1().PodDisruptionBudgets().Lister(),
 	}
 	return s, nil
@@ -237,7 +239,7 @@ func (s *Scheduler) run(ctx context.Context) error {
 			defer func() { s.reporter = nil }()
 		}
 		if s.binder == nil {
-			s.binder = apiBinder{client: s.cfg.Client, recorder: rec}
+			s.binder = apiBinder{client: s.cfg.Client, recorder: rec, volumes: s.volumes}
 			defer func() { s.binder = nil }()
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/sets"
+
+	"github.com/lotse/lotse/internal/storageclass"
 )
 
 var namespacePrinter = typed([]metav1.TableColumnDefinition{
@@ -551,10 +553,6 @@ var resourceQuotaPrinter = typed([]metav1.TableColumnDefinition{
 	}
 })
 
-// betaStorageClassAnnotation predates spec.storageClassName and, when
-// present, still wins over it.
-const betaStorageClassAnnotation = "volume.beta.kubernetes.io/storage-class"
-
 var persistentVolumePrinter = typed([]metav1.TableColumnDefinition{
 	nameColumn,
 	{Name: "Capacity", Type: "string", Description: corev1.PersistentVolumeSpec{}.SwaggerDoc()["capacity"]},
@@ -577,10 +575,7 @@ var persistentVolumePrinter = typed([]metav1.TableColumnDefinition{
 	if pv.DeletionTimestamp != nil {
 		phase = "Terminating"
 	}
-	class := pv.Spec.StorageClassName
-	if c, ok := pv.Annotations[betaStorageClassAnnotation]; ok {
-		class = c
-	}
+	class := storageclass.OfVolume(pv)
 	volumeMode := "<unset>"
 	if pv.Spec.VolumeMode != nil {
 		volumeMode = string(*pv.Spec.VolumeMode)
@@ -622,10 +617,7 @@ var persistentVolumeClaimPrinter = typed([]metav1.TableColumnDefinition{
 		capacity = q.String()
 		modes = accessModes(pvc.Status.AccessModes)
 	}
-	class := deref(pvc.Spec.StorageClassName, "")
-	if c, ok := pvc.Annotations[betaStorageClassAnnotation]; ok {
-		class = c
-	}
+	class := storageclass.OfClaim(pvc)
 	volumeMode := "<unset>"
 	if pvc.Spec.VolumeMode != nil {
 		volumeMode = string(*pvc.Spec.VolumeMode)

@@ -8,27 +8,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
+
+	"github.com/lotse/lotse/internal/storageclass"
 )
-
-// claimClass is the class a claim asks for. The beta annotation predates
-// spec.storageClassName and still wins over it; nil means "" (no class).
-func claimClass(c *corev1.PersistentVolumeClaim) string {
-	if name, ok := c.Annotations[annBetaStorageClass]; ok {
-		return name
-	}
-	if c.Spec.StorageClassName != nil {
-		return *c.Spec.StorageClassName
-	}
-	return ""
-}
-
-// volumeClass is the class of a volume, by the same rule as claimClass.
-func volumeClass(pv *corev1.PersistentVolume) string {
-	if name, ok := pv.Annotations[annBetaStorageClass]; ok {
-		return name
-	}
-	return pv.Spec.StorageClassName
-}
 
 // boundToClaim reports whether the volume's claimRef names the claim: by
 // namespace and name, and by UID unless the ref leaves it empty (a
@@ -81,7 +63,7 @@ func checkSatisfies(pv *corev1.PersistentVolume, c *corev1.PersistentVolumeClaim
 		return fmt.Errorf("the volume is marked for deletion %q", pv.Name)
 	case volumeSize(pv) < requestedStorage(c):
 		return errors.New("requested PV is too small")
-	case volumeClass(pv) != claimClass(c):
+	case storageclass.OfVolume(pv) != storageclass.OfClaim(c):
 		return errors.New("storageClassName does not match")
 	case volumeMode(pv.Spec.VolumeMode) != volumeMode(c.Spec.VolumeMode):
 		return errors.New("incompatible volumeMode")
@@ -130,7 +112,7 @@ func findBestMatch(c *corev1.PersistentVolumeClaim, volumes []*corev1.Persistent
 		switch {
 		case pv.Status.Phase != corev1.VolumeAvailable, pv.Spec.ClaimRef != nil,
 			sel != nil && !sel.Matches(labels.Set(pv.Labels)),
-			volumeClass(pv) != claimClass(c), !admits, !modesSupported(c, pv):
+			storageclass.OfVolume(pv) != storageclass.OfClaim(c), !admits, !modesSupported(c, pv):
 			continue
 		}
 		if best == nil || volumeSize(pv) < volumeSize(best) || (volumeSize(pv) == volumeSize(best) && pv.Name < best.Name) {

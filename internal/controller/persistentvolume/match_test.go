@@ -8,6 +8,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+
+	"github.com/lotse/lotse/internal/storageclass"
 )
 
 // volume builds an Available PV; opts adjust it.
@@ -110,7 +112,7 @@ func TestFindBestMatch(t *testing.T) {
 			want:    "fast"},
 		{name: "beta class annotation on the claim wins over spec",
 			claim: claimOf("c", "1Gi", fast, func(c *corev1.PersistentVolumeClaim) {
-				c.Annotations = map[string]string{annBetaStorageClass: "slow"}
+				c.Annotations = map[string]string{storageclass.BetaAnnotation: "slow"}
 			}),
 			volumes: []*corev1.PersistentVolume{volume("fast", "1Gi", "fast"), volume("slow", "1Gi", "slow")},
 			want:    "slow"},

@@ -24,8 +24,6 @@ const (
 	annSelectedNode         = "volume.kubernetes.io/selected-node"
 	annStorageProvisioner   = "volume.kubernetes.io/storage-provisioner"
 	annBetaStorageProvision = "volume.beta.kubernetes.io/storage-provisioner"
-	annBetaStorageClass     = "volume.beta.kubernetes.io/storage-class"
-	annDefaultClass         = "storageclass.kubernetes.io/is-default-class"
 
 	hostnameLabel = "kubernetes.io/hostname"
 

@@ -7,6 +7,8 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/lotse/lotse/internal/storageclass"
 )
 
 // LocalPathClass is the StorageClass the controller creates when it is
@@ -18,7 +20,7 @@ func LocalPathClass() *storagev1.StorageClass {
 	return &storagev1.StorageClass{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        ClassName,
-			Annotations: map[string]string{annDefaultClass: "true"},
+			Annotations: map[string]string{storageclass.DefaultAnnotation: "true"},
 		},
 		Provisioner:       ProvisionerName,
 		VolumeBindingMode: &wffc,

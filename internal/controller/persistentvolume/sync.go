@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/lotse/lotse/internal/storageclass"
 )
 
 // syncClaim brings one claim towards Bound. A claim with the
@@ -41,7 +43,7 @@ func (c *Controller) syncUnboundClaim(ctx context.Context, claim *corev1.Persist
 		return err // the update brings the claim back with its class
 	}
 	// No class, or a missing one, binds Immediate as upstream.
-	className := claimClass(claim)
+	className := storageclass.OfClaim(claim)
 	var class *storagev1.StorageClass
 	if className != "" {
 		var err error
@@ -415,28 +417,19 @@ func (c *Controller) assignDefaultClass(ctx context.Context, claim *corev1.Persi
 	if claim.Spec.StorageClassName != nil {
 		return false, nil
 	}
-	if _, ok := claim.Annotations[annBetaStorageClass]; ok {
+	if _, ok := claim.Annotations[storageclass.BetaAnnotation]; ok {
 		return false, nil
 	}
 	classes, err := c.classes.List(labels.Everything())
 	if err != nil {
 		return false, err
 	}
-	var newest *storagev1.StorageClass
-	for _, sc := range classes {
-		if sc.Annotations[annDefaultClass] != "true" {
-			continue
-		}
-		if newest == nil || sc.CreationTimestamp.After(newest.CreationTimestamp.Time) ||
-			sc.CreationTimestamp.Equal(&newest.CreationTimestamp) && sc.Name < newest.Name {
-			newest = sc
-		}
-	}
-	if newest == nil {
+	name := storageclass.NewestDefault(classes, storageclass.DefaultAnnotation)
+	if name == "" {
 		return false, nil
 	}
 	claim = claim.DeepCopy()
-	claim.Spec.StorageClassName = &newest.Name
+	claim.Spec.StorageClassName = &name
 	_, err = c.client.CoreV1().PersistentVolumeClaims(claim.Namespace).Update(ctx, claim, metav1.UpdateOptions{})
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		return true, nil

@@ -6,9 +6,9 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
-	"k8s.io/utils/ptr"
 
 	fw "github.com/lotse/lotse/internal/scheduler/framework"
+	"github.com/lotse/lotse/internal/storageclass"
 )
 
 // Reasons of the volume filters, worded as upstream.
@@ -18,10 +18,6 @@ const (
 	ReasonBoundToMissingPV   = "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)"
 	ReasonUnboundImmediate   = "pod has unbound immediate PersistentVolumeClaims"
 )
-
-// betaStorageClassAnnotation is the storage class annotation that predates
-// spec.storageClassName and still wins over it.
-const betaStorageClassAnnotation = "volume.beta.kubernetes.io/storage-class"
 
 // VolumeBinding is the part of upstream's VolumeBinding plugin that holds
 // for volumes already bound: a pod's persistentVolumeClaim volumes must
@@ -227,7 +223,7 @@ func (l Listers) resolveClaims(pod *v1.Pod) (*podVolumes, *fw.Status) {
 		case claim.Spec.VolumeName == "":
 			// Nothing to check for a claim that waits for its first
 			// consumer (see VolumeBinding).
-			unboundImmediate = unboundImmediate || !l.waitsForFirstConsumer(claim)
+			unboundImmediate = unboundImmediate || !l.WaitsForFirstConsumer(claim)
 			continue
 		}
 		pv, err := l.volume(claim.Spec.VolumeName)
@@ -253,11 +249,11 @@ func (l Listers) volume(name string) (*v1.PersistentVolume, error) {
 	return l.Volumes.Get(name)
 }
 
-// waitsForFirstConsumer reports whether the claim's StorageClass delays
+// WaitsForFirstConsumer reports whether the claim's StorageClass delays
 // binding until a pod uses it. No class, or a class that does not exist,
 // means Immediate, as upstream.
-func (l Listers) waitsForFirstConsumer(claim *v1.PersistentVolumeClaim) bool {
-	name := ClaimClass(claim)
+func (l Listers) WaitsForFirstConsumer(claim *v1.PersistentVolumeClaim) bool {
+	name := storageclass.OfClaim(claim)
 	if name == "" || l.Classes == nil {
 		return false
 	}
@@ -266,15 +262,6 @@ func (l Listers) waitsForFirstConsumer(claim *v1.PersistentVolumeClaim) bool {
 		return false
 	}
 	return *class.VolumeBindingMode == storagev1.VolumeBindingWaitForFirstConsumer
-}
-
-// ClaimClass is the name of a claim's StorageClass; the beta annotation
-// wins over spec.storageClassName, as upstream.
-func ClaimClass(claim *v1.PersistentVolumeClaim) string {
-	if name, ok := claim.Annotations[betaStorageClassAnnotation]; ok {
-		return name
-	}
-	return ptr.Deref(claim.Spec.StorageClassName, "")
 }
 
 // appendVolumeZones adds the zone and region constraints of pv. A label

@@ -13,6 +13,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	fw "github.com/lotse/lotse/internal/scheduler/framework"
+
+	"github.com/lotse/lotse/internal/storageclass"
 )
 
 // testListers serves objs through real listers over plain indexers, as the
@@ -137,7 +139,7 @@ func TestVolumeFilters(t *testing.T) {
 		claim("pending-wffc", "", withClass("wffc")),
 		claim("pending-unknown-class", "", withClass("gone")),
 		claim("pending-beta-wffc", "", withClass("immediate"), func(c *v1.PersistentVolumeClaim) {
-			c.Annotations = map[string]string{betaStorageClassAnnotation: "wffc"}
+			c.Annotations = map[string]string{storageclass.BetaAnnotation: "wffc"}
 		}),
 		claim("lost", "gone", func(c *v1.PersistentVolumeClaim) { c.Status.Phase = v1.ClaimLost }),
 		claim("deleting", "plain", func(c *v1.PersistentVolumeClaim) { c.DeletionTimestamp = &metav1.Time{} }),
