@@ -6,12 +6,15 @@ import (
 	"log/slog"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -124,4 +127,18 @@ func ControlledOrOrphaned[T any](indexer cache.Indexer, owner metav1.Object) ([]
 		}
 	}
 	return out, nil
+}
+
+// ActiveNamespace reports whether the namespace exists and is not being
+// deleted: the controllers that put an object into every namespace leave
+// missing and terminating ones alone.
+func ActiveNamespace(namespaces corelisters.NamespaceLister, name string) (bool, error) {
+	ns, err := namespaces.Get(name)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return ns.DeletionTimestamp == nil && ns.Status.Phase != corev1.NamespaceTerminating, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -122,5 +123,23 @@ func TestControlledOrOrphaned(t *testing.T) {
 	sort.Strings(names)
 	if want := []string{"mine", "orphan", "orphan-with-plain-owner"}; !slices.Equal(names, want) {
 		t.Errorf("got %v, want %v", names, want)
+	}
+}
+
+func TestActiveNamespace(t *testing.T) {
+	now := metav1.Now()
+	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	for _, ns := range []*corev1.Namespace{
+		{ObjectMeta: metav1.ObjectMeta{Name: "shop"}, Status: corev1.NamespaceStatus{Phase: corev1.NamespaceActive}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "going", DeletionTimestamp: &now}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "ending"}, Status: corev1.NamespaceStatus{Phase: corev1.NamespaceTerminating}},
+	} {
+		_ = indexer.Add(ns)
+	}
+	lister := corelisters.NewNamespaceLister(indexer)
+	for name, want := range map[string]bool{"shop": true, "going": false, "ending": false, "missing": false} {
+		if got, err := ActiveNamespace(lister, name); got != want || err != nil {
+			t.Errorf("ActiveNamespace(%s) = %v, %v; want %v", name, got, err, want)
+		}
 	}
 }

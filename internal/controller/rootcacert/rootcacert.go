@@ -95,15 +95,8 @@ func (c *Controller) Run(ctx context.Context) error {
 
 // sync makes the namespace's kube-root-ca.crt hold exactly the CA.
 func (c *Controller) sync(ctx context.Context, name string) error {
-	ns, err := c.namespaces.Get(name)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
+	if active, err := controller.ActiveNamespace(c.namespaces, name); !active || err != nil {
 		return err
-	}
-	if ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating {
-		return nil
 	}
 	cm, err := c.configMaps.ConfigMaps(name).Get(Name)
 	if apierrors.IsNotFound(err) {

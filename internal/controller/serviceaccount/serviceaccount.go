@@ -70,40 +70,19 @@ func (c *Controller) Run(ctx context.Context) error {
 }
 
 func (c *Controller) worker(ctx context.Context) {
-	for {
-		ns, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		if err := c.sync(ctx, ns); err != nil {
-			c.log.Warn("syncing default service account", "namespace", ns, "err", err)
-			// Retry with backoff: the API may be briefly unavailable.
-			c.queue.AddRateLimited(ns)
-		} else {
-			// In place; forget the namespace's failure history.
-			c.queue.Forget(ns)
-		}
-		c.queue.Done(ns)
-	}
+	controller.ProcessQueue(ctx, c.queue, c.log, "namespace", c.sync)
 }
 
 // sync creates the default ServiceAccount of an active namespace if missing.
 func (c *Controller) sync(ctx context.Context, name string) error {
-	ns, err := c.namespaces.Get(name)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
+	if active, err := controller.ActiveNamespace(c.namespaces, name); !active || err != nil {
 		return err
-	}
-	if ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating {
-		return nil
 	}
 	if _, err := c.accounts.ServiceAccounts(name).Get(DefaultName); err == nil {
 		return nil
 	}
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: DefaultName}}
-	_, err = c.client.CoreV1().ServiceAccounts(name).Create(ctx, sa, metav1.CreateOptions{})
+	_, err := c.client.CoreV1().ServiceAccounts(name).Create(ctx, sa, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) || apierrors.IsForbidden(err) || apierrors.IsNotFound(err) {
 		return nil // there already, or the namespace is going away
 	}
