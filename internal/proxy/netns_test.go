@@ -425,7 +425,19 @@ func TestKernelUDPConntrack(t *testing.T) {
 
 	dns := udpService(func(s *v1.Service) { s.Spec.ClusterIP, s.Spec.ClusterIPs = "10.43.0.20", []string{"10.43.0.20"} })
 	dnsSlice := udpSlice("dns-1", 5353, epA)
-	api, _ := startProxy(t, Config{NodeName: "node", Run: nftIn(node), ClearConntrack: conntrackIn(t, node),
+	// The proxy's first write finds the Service with its first endpoint and
+	// so clears what is tracked to the cluster IP; the pinned flow below
+	// must be made after that, or the clearing may take it away.
+	clear, cleared := conntrackIn(t, node), make(chan struct{}, 16)
+	clearAndTell := func(ctx context.Context, f []ConntrackFilter) (int, error) {
+		n, err := clear(ctx, f)
+		select {
+		case cleared <- struct{}{}:
+		default:
+		}
+		return n, err
+	}
+	api, _ := startProxy(t, Config{NodeName: "node", Run: nftIn(node), ClearConntrack: clearAndTell,
 		Table: "lotse-test", MinSyncInterval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))},
 		dns, dnsSlice)
 	const vip = "10.43.0.20:53"
@@ -434,6 +446,12 @@ func TestKernelUDPConntrack(t *testing.T) {
 	}
 
 	until(t, send(40053, vip), is("A"), "UDP to the cluster IP")
+	select {
+	case <-cleared:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the proxy did not clear the cluster IP's entries when the Service got its first endpoint")
+	}
+	until(t, send(40053, vip), is("A"), "UDP to the cluster IP after the first clearing")
 	// B joins. Other source ports reach it once the table has it, but the
 	// pinned flow stays on A: the premise of this test.
 	dnsSlice.Endpoints = append(dnsSlice.Endpoints, udpSlice("x", 5353, epB).Endpoints...)
