@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,7 +29,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/lotse/lotse/internal/etcd"
 	"github.com/lotse/lotse/internal/server"
 )
 
@@ -48,7 +46,6 @@ const (
 // member it stores into, so a baseline can be measured against the same
 // database in the same run.
 type cluster struct {
-	member    *etcd.Server
 	endpoints []string
 	etcd      *clientv3.Client
 	cfg       *rest.Config
@@ -61,19 +58,13 @@ func startCluster(b *testing.B, noFsync bool) *cluster {
 	b.Helper()
 	dir := b.TempDir()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	member, err := etcd.Start(b.Context(), etcd.Config{
-		DataDir: filepath.Join(dir, "etcd"), ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0",
-		Unsafe: noFsync, Logger: quiet,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { member.Close() })
 	// The API is what is measured: no scheduler binding the pods, and no
 	// garbage collector deleting them for their made-up ReplicaSet owner;
-	// only the controllers a namespace needs to take pods.
+	// only the controllers a namespace needs to take pods. Its etcd member
+	// is embedded, as `lotse server` runs it; the baselines reach the same
+	// member as etcd clients do, through its client URL.
 	srv, err := server.New(server.Config{
-		DataDir: dir, HTTPSPort: 0, EtcdServers: member.Endpoints(), DisableAgent: true, Logger: quiet,
+		DataDir: dir, HTTPSPort: 0, EtcdUnsafeNoSync: noFsync, DisableAgent: true, Logger: quiet,
 		DisableScheduler: true, Controllers: []string{"namespace", "serviceaccount"},
 	})
 	if err != nil {
@@ -95,7 +86,7 @@ func startCluster(b *testing.B, noFsync bool) *cluster {
 	}
 	// No client-side rate limit: the server is what is measured.
 	cfg.QPS, cfg.Burst = -1, 0
-	c := &cluster{member: member, endpoints: member.Endpoints(), cfg: cfg}
+	c := &cluster{endpoints: srv.EtcdEndpoints(), cfg: cfg}
 	c.etcd = c.newEtcdClient(b)
 	c.client = kubernetes.NewForConfigOrDie(cfg)
 	return c

@@ -67,6 +67,36 @@ func (rq *request) objectProtoRaw(obj runtime.Object, enc *storage.Encodings) ([
 
 var errNotProto = &json.UnsupportedTypeError{}
 
+// writeEncoded writes obj with status 200 from its memoized encoding when
+// it is served as stored, as JSON or protobuf. It reports false when the
+// request needs the general path.
+func (rq *request) writeEncoded(obj runtime.Object, enc *storage.Encodings) (bool, error) {
+	if enc == nil || rq.memoFor(enc) == nil || rq.out.as != "" || rq.r.Method == http.MethodHead {
+		return false, nil
+	}
+	var body []byte
+	var err error
+	switch rq.out.mediaType {
+	case mediaJSON:
+		body, err = rq.objectJSON(obj, enc)
+	case mediaProtobuf:
+		body, err = rq.objectProtobuf(obj, enc)
+	default:
+		return false, nil
+	}
+	if err != nil {
+		return false, nil
+	}
+	if rq.out.mediaType == mediaJSON {
+		// As the serializer writes a document: with its newline.
+		body = append(body[:len(body):len(body)], '\n')
+	}
+	rq.w.Header().Set("Content-Type", rq.out.mediaType)
+	rq.w.WriteHeader(http.StatusOK)
+	_, err = rq.w.Write(body)
+	return true, err
+}
+
 // streamList writes a plain JSON or protobuf list item by item from the
 // items' memoized encodings, instead of encoding the whole list into one
 // buffer. It reports false when the request needs the general path.

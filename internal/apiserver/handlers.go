@@ -146,14 +146,18 @@ func (rq *request) storageErr(err error) error {
 
 func (rq *request) get() error {
 	var obj runtime.Object
+	var enc *storage.Encodings
 	var err error
 	if rq.q.Get("resourceVersion") == "0" {
-		obj, err = rq.res.GetCached(rq.info.Namespace, rq.info.Name)
+		obj, enc, err = rq.res.GetCachedEncoded(rq.info.Namespace, rq.info.Name)
 	} else {
-		obj, err = rq.res.Get(rq.ctx, rq.info.Namespace, rq.info.Name)
+		obj, enc, err = rq.res.GetEncoded(rq.ctx, rq.info.Namespace, rq.info.Name)
 	}
 	if err != nil {
 		return rq.storageErr(err)
+	}
+	if ok, err := rq.writeEncoded(obj, enc); ok {
+		return err
 	}
 	return rq.writeObject(http.StatusOK, toServed(rq.kind, obj))
 }

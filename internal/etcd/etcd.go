@@ -15,7 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3rpc"
+	"go.etcd.io/etcd/server/v3/proxy/grpcproxy/adapter"
 	"go.uber.org/zap"
 )
 
@@ -219,6 +222,16 @@ func start(ctx context.Context, cfg Config, clientURL, peerURL url.URL) (*Server
 // Endpoints returns the client URLs the member is bound to.
 func (s *Server) Endpoints() []string {
 	return append([]string(nil), s.endpoints...)
+}
+
+// InProcessKV returns a KV client that calls the member's KV service as a
+// function instead of through gRPC over a socket: an API server in the
+// same process is spared marshaling, framing and the system calls of both
+// ends on every read and write. Only KV: etcd's in-process watch streams
+// can deadlock when many watches are cancelled at once (etcd issues
+// 18879 and 20716), so watches and leases stay on a socket client.
+func (s *Server) InProcessKV() clientv3.KV {
+	return clientv3.NewKVFromKVClient(adapter.KvServerToKvClient(v3rpc.NewQuotaKVServer(s.etcd.Server)), nil)
 }
 
 // Close stops the member, waiting for in-flight requests and the database

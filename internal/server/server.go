@@ -211,8 +211,9 @@ func (s *Server) run(ctx context.Context) error {
 	s.pki = bundle
 
 	endpoints := cfg.EtcdServers
+	var member *etcd.Server
 	if len(endpoints) == 0 {
-		member, err := etcd.Start(ctx, etcd.Config{
+		member, err = etcd.Start(ctx, etcd.Config{
 			DataDir:   filepath.Join(cfg.DataDir, "etcd"),
 			ClientURL: "http://127.0.0.1:0",
 			PeerURL:   "http://127.0.0.1:0",
@@ -232,6 +233,9 @@ func (s *Server) run(ctx context.Context) error {
 		return fmt.Errorf("server: etcd client: %w", err)
 	}
 	defer client.Close()
+	if member != nil {
+		client.KV = member.InProcessKV()
+	}
 
 	reg := registry.Default()
 	specs := apiserver.StorageResources(reg)

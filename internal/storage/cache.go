@@ -61,6 +61,7 @@ func (e *Encodings) Get(format string, encode func() ([]byte, error)) ([]byte, e
 type entry struct {
 	obj runtime.Object
 	enc *Encodings
+	rev int64 // etcd's ModRevision of obj
 }
 
 // cache mirrors one resource's objects from etcd and fans its changes out
@@ -151,7 +152,7 @@ func (c *cache) relist(ctx context.Context) (int64, error) {
 				c.r.store.log.Error("skipping undecodable object", "key", string(kv.Key), "err", err)
 				continue
 			}
-			objects[string(kv.Key)] = &entry{obj: obj, enc: &Encodings{}}
+			objects[string(kv.Key)] = &entry{obj: obj, enc: &Encodings{}, rev: kv.ModRevision}
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
 			break
@@ -253,7 +254,7 @@ func (c *cache) apply(events []*Event, rev int64) {
 		if e.Type == watch.Deleted {
 			delete(c.objects, e.Key)
 		} else {
-			c.objects[e.Key] = &entry{obj: e.Object, enc: e.Enc}
+			c.objects[e.Key] = &entry{obj: e.Object, enc: e.Enc, rev: e.Rev}
 		}
 		c.push(e)
 	}
@@ -315,14 +316,11 @@ func (c *cache) eventsAfterLocked(rev int64) ([]*Event, bool) {
 	return out, true
 }
 
-func (c *cache) get(key string) (runtime.Object, bool) {
+func (c *cache) get(key string) (*entry, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	e, ok := c.objects[key]
-	if !ok {
-		return nil, false
-	}
-	return e.obj, true
+	return e, ok
 }
 
 // waitFresh waits until the cache has seen etcd revision rev.

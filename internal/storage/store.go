@@ -175,24 +175,47 @@ func (r *Resource) NewObject() runtime.Object { return r.codec.newObj() }
 
 // Get reads the current object from etcd.
 func (r *Resource) Get(ctx context.Context, namespace, name string) (runtime.Object, error) {
-	resp, err := r.store.client.Get(ctx, r.Key(namespace, name))
+	obj, _, err := r.GetEncoded(ctx, namespace, name)
+	return obj, err
+}
+
+// GetEncoded is Get that also returns the object's memoized encodings
+// when the watch cache holds the very revision etcd returned: then the
+// cached object is returned, shared and not to be modified, and neither
+// decoding it nor encoding it for the client is done again.
+func (r *Resource) GetEncoded(ctx context.Context, namespace, name string) (runtime.Object, *Encodings, error) {
+	key := r.Key(namespace, name)
+	resp, err := r.store.client.Get(ctx, key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(resp.Kvs) == 0 {
-		return nil, ErrNotFound
+		return nil, nil, ErrNotFound
 	}
-	return r.codec.decode(resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+	kv := resp.Kvs[0]
+	if e, ok := r.cache.get(key); ok && e.rev == kv.ModRevision {
+		return e.obj, e.enc, nil
+	}
+	obj, err := r.codec.decode(kv.Value, kv.ModRevision)
+	return obj, nil, err
 }
 
 // GetCached reads the object from the watch cache, which may lag etcd
-// slightly; for resourceVersion=0 reads.
+// slightly; for resourceVersion=0 reads. The object is shared and must
+// not be modified.
 func (r *Resource) GetCached(namespace, name string) (runtime.Object, error) {
-	obj, ok := r.cache.get(r.Key(namespace, name))
+	obj, _, err := r.GetCachedEncoded(namespace, name)
+	return obj, err
+}
+
+// GetCachedEncoded is GetCached that also returns the object's memoized
+// encodings.
+func (r *Resource) GetCachedEncoded(namespace, name string) (runtime.Object, *Encodings, error) {
+	e, ok := r.cache.get(r.Key(namespace, name))
 	if !ok {
-		return nil, ErrNotFound
+		return nil, nil, ErrNotFound
 	}
-	return obj, nil
+	return e.obj, e.enc, nil
 }
 
 // Create stores a new object and returns it with its resourceVersion. The
