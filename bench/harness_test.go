@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -167,6 +168,20 @@ func encodePod(b *testing.B, tmpl *corev1.Pod, name string) []byte {
 		b.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// encodeRequest encodes obj as a client sends it in contentType.
+func encodeRequest(b *testing.B, contentType string, obj runtime.Object) []byte {
+	b.Helper()
+	info, ok := runtime.SerializerInfoForMediaType(scheme.Codecs.SupportedMediaTypes(), contentType)
+	if !ok {
+		b.Fatalf("no serializer for %s", contentType)
+	}
+	data, err := runtime.Encode(scheme.Codecs.EncoderForVersion(info.Serializer, corev1.SchemeGroupVersion), obj)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
 }
 
 func fnv(s string) uint64 {

@@ -302,6 +302,9 @@ func (rq *request) decode(data []byte, contentType string, into runtime.Object) 
 	// into, when given, carries the kind it expects in its TypeMeta.
 	want := rq.kind.GVK
 	if into == nil {
+		if obj := rq.kind.New(); decodeJSONFast(data, contentType, mode != "Ignore", obj, want) {
+			return obj, nil
+		}
 		into = rq.kind.New()
 	} else {
 		want = into.GetObjectKind().GroupVersionKind()

@@ -8,9 +8,11 @@ import (
 	"github.com/munnerz/goautoneg"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"k8s.io/client-go/kubernetes/scheme"
+	kjson "sigs.k8s.io/json"
 )
 
 const (
@@ -96,6 +98,29 @@ func decoderFor(contentType string, strict bool) (runtime.Decoder, bool) {
 		return protoSerializer, true
 	}
 	return nil, false
+}
+
+// decodeJSONFast decodes into a JSON body that names exactly the kind
+// wanted, as nearly every request does, in one pass: the serializer scans
+// the whole document once more with encoding/json only to read apiVersion
+// and kind. It reports false for anything else, errors and unknown fields
+// included; the serializer's path then decodes again and words the errors
+// as upstream does.
+func decodeJSONFast(data []byte, contentType string, strict bool, into runtime.Object, want schema.GroupVersionKind) bool {
+	if mt, _, _ := mime.ParseMediaType(contentType); mt != mediaJSON && contentType != "" {
+		return false
+	}
+	var err error
+	if strict {
+		var unknown []error
+		unknown, err = kjson.UnmarshalStrict(data, into)
+		if len(unknown) > 0 {
+			return false
+		}
+	} else {
+		err = kjson.UnmarshalCaseSensitivePreserveInts(data, into)
+	}
+	return err == nil && into.GetObjectKind().GroupVersionKind() == want
 }
 
 func init() {
