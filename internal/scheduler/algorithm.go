@@ -221,6 +221,9 @@ func (a *Algorithm) filtersWithout(skipped []int) []fw.FilterPlugin {
 // runFilters runs filters on ni with the pods nominated to it that
 // matter to pod.
 func (a *Algorithm) runFilters(filters []fw.FilterPlugin, state *fw.CycleState, pod *fw.PodInfo, ni *fw.NodeInfo) *fw.Status {
+	if len(a.nominated) == 0 {
+		return runFilters(filters, state, pod, ni)
+	}
 	if noms := a.nominated[ni.Name()]; len(noms) > 0 {
 		var with *fw.NodeInfo
 		for _, n := range noms {

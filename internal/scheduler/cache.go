@@ -55,7 +55,7 @@ func (c *Cache) touch(ni *fw.NodeInfo) {
 	c.generation++
 	ni.Generation = c.generation
 	if ni.Node != nil {
-		c.changed[ni.Node.Name] = struct{}{}
+		c.changed[ni.Name()] = struct{}{}
 	}
 }
 

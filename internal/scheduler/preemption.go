@@ -243,6 +243,29 @@ func (o *overlay) List() []*fw.NodeInfo {
 	return out
 }
 
+func (o *overlay) HavePodsWithAffinity() []*fw.NodeInfo {
+	return o.swapped(o.base.HavePodsWithAffinity(), len(o.node.PodsWithAffinity) > 0)
+}
+
+func (o *overlay) HavePodsWithRequiredAntiAffinity() []*fw.NodeInfo {
+	return o.swapped(o.base.HavePodsWithRequiredAntiAffinity(), len(o.node.PodsWithRequiredAntiAffinity) > 0)
+}
+
+// swapped is base without the trial node's original, plus the trial node
+// when it belongs in the list.
+func (o *overlay) swapped(base []*fw.NodeInfo, belongs bool) []*fw.NodeInfo {
+	out := make([]*fw.NodeInfo, 0, len(base)+1)
+	for _, ni := range base {
+		if ni.Name() != o.node.Name() {
+			out = append(out, ni)
+		}
+	}
+	if belongs {
+		out = append(out, o.node)
+	}
+	return out
+}
+
 func (o *overlay) Get(name string) (*fw.NodeInfo, bool) {
 	if name == o.node.Name() {
 		return o.node, true

@@ -104,7 +104,7 @@ func TestPropertyNoOvercommitAndFeasiblePlaced(t *testing.T) {
 			if u.MilliCPU > alloc.MilliCPU || u.Memory > alloc.Memory || u.AllowedPodNumber > alloc.AllowedPodNumber {
 				t.Fatalf("seed %d: node %s overcommitted: used %+v of %+v", seed, n.Name, *u, alloc)
 			}
-			if n.Spec.Unschedulable || !plugins.NodeIsReady(n) {
+			if n.Spec.Unschedulable || !fw.NodeIsReady(n) {
 				t.Fatalf("seed %d: pod placed on cordoned or unready node %s", seed, n.Name)
 			}
 		}

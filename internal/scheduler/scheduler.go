@@ -438,7 +438,7 @@ func nodeSchedulingChanged(old, node *v1.Node) bool {
 	return !apiequality.Semantic.DeepEqual(old.Spec, node.Spec) ||
 		!apiequality.Semantic.DeepEqual(old.Labels, node.Labels) ||
 		!apiequality.Semantic.DeepEqual(old.Status.Allocatable, node.Status.Allocatable) ||
-		plugins.NodeIsReady(old) != plugins.NodeIsReady(node)
+		fw.NodeIsReady(old) != fw.NodeIsReady(node)
 }
 
 // volumeSchedulingChanged reports changes to a claim, volume or class the

@@ -77,7 +77,14 @@ func PodHostPorts(pod *v1.Pod) []HostPort {
 // their summed requests. Plugins treat it as read-only.
 type NodeInfo struct {
 	Node *v1.Node
-	Pods []*PodInfo
+	// Copied from Node by SetNode: every pod's filters read them on
+	// hundreds of nodes, and reading them here spares a visit to each
+	// Node object and its conditions, which are rarely in the CPU cache.
+	name          string
+	Ready         bool // the Ready condition is True
+	Unschedulable bool // spec.unschedulable (cordoned)
+	Taints        []v1.Taint
+	Pods          []*PodInfo
 	// Requested sums the pods' Requests; NonZeroRequested their
 	// NonZeroRequests.
 	Requested        Resource
@@ -107,20 +114,27 @@ func NewNodeInfo(node *v1.Node, pods ...*PodInfo) *NodeInfo {
 }
 
 // Name is the node's name, or "" while only pods are known.
-func (n *NodeInfo) Name() string {
-	if n.Node == nil {
-		return ""
-	}
-	return n.Node.Name
-}
+func (n *NodeInfo) Name() string { return n.name }
 
 // SetNode replaces the node object.
 func (n *NodeInfo) SetNode(node *v1.Node) {
 	n.Node = node
+	n.name, n.Ready, n.Unschedulable, n.Taints = "", false, false, nil
 	n.Allocatable = Resource{}
 	if node != nil {
+		n.name, n.Ready, n.Unschedulable, n.Taints = node.Name, NodeIsReady(node), node.Spec.Unschedulable, node.Spec.Taints
 		n.Allocatable = NewResource(node.Status.Allocatable)
 	}
+}
+
+// NodeIsReady reports whether the node's Ready condition is True.
+func NodeIsReady(n *v1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == v1.NodeReady {
+			return c.Status == v1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // AddPod accounts for a pod on this node.

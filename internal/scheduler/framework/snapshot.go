@@ -12,6 +12,13 @@ type NodeLister interface {
 	List() []*NodeInfo
 	// Get returns the named node.
 	Get(name string) (*NodeInfo, bool)
+	// HavePodsWithAffinity returns the nodes that have pods with affinity
+	// or anti-affinity terms, in no particular order; most clusters have
+	// few, so plugins that look for such pods walk these, not List.
+	HavePodsWithAffinity() []*NodeInfo
+	// HavePodsWithRequiredAntiAffinity returns the nodes that have pods
+	// with required anti-affinity terms, in no particular order.
+	HavePodsWithRequiredAntiAffinity() []*NodeInfo
 }
 
 // Snapshot is an immutable set of NodeInfos taken at the start of a
@@ -19,15 +26,20 @@ type NodeLister interface {
 type Snapshot struct {
 	list   []*NodeInfo
 	byName map[string]*NodeInfo
+	// The nodes with pods that have (anti-)affinity terms, kept as nodes
+	// are set so that asking costs nothing per node of the cluster.
+	withAffinity, withRequiredAnti map[string]*NodeInfo
 }
 
 var _ NodeLister = (*Snapshot)(nil)
 
 // NewSnapshot builds a snapshot from node infos; nodes are listed by name.
 func NewSnapshot(infos ...*NodeInfo) *Snapshot {
-	s := &Snapshot{byName: make(map[string]*NodeInfo, len(infos))}
+	s := &Snapshot{byName: make(map[string]*NodeInfo, len(infos)),
+		withAffinity: map[string]*NodeInfo{}, withRequiredAnti: map[string]*NodeInfo{}}
 	for _, ni := range infos {
 		s.byName[ni.Name()] = ni
+		s.index(ni.Name(), ni)
 	}
 	s.rebuildList()
 	return s
@@ -60,11 +72,45 @@ func (s *Snapshot) Get(name string) (*NodeInfo, bool) {
 	return ni, ok
 }
 
-// Set replaces or adds one NodeInfo; the scheduler's cache uses it to
-// bring a snapshot up to date, and tests to assume pods.
+// HavePodsWithAffinity implements NodeLister.
+func (s *Snapshot) HavePodsWithAffinity() []*NodeInfo { return values(s.withAffinity) }
+
+// HavePodsWithRequiredAntiAffinity implements NodeLister.
+func (s *Snapshot) HavePodsWithRequiredAntiAffinity() []*NodeInfo {
+	return values(s.withRequiredAnti)
+}
+
+func values(m map[string]*NodeInfo) []*NodeInfo {
+	out := make([]*NodeInfo, 0, len(m))
+	for _, ni := range m {
+		out = append(out, ni)
+	}
+	return out
+}
+
+// index records whether the named node (nil: gone) has pods with
+// (anti-)affinity terms.
+func (s *Snapshot) index(name string, ni *NodeInfo) {
+	delete(s.withAffinity, name)
+	delete(s.withRequiredAnti, name)
+	if ni == nil {
+		return
+	}
+	if len(ni.PodsWithAffinity) > 0 {
+		s.withAffinity[name] = ni
+	}
+	if len(ni.PodsWithRequiredAntiAffinity) > 0 {
+		s.withRequiredAnti[name] = ni
+	}
+}
+
+// Set replaces or adds one NodeInfo, which must not be changed afterwards;
+// the scheduler's cache uses it to bring a snapshot up to date, and tests
+// to assume pods.
 func (s *Snapshot) Set(ni *NodeInfo) {
 	old, existed := s.byName[ni.Name()]
 	s.byName[ni.Name()] = ni
+	s.index(ni.Name(), ni)
 	if !existed {
 		s.rebuildList()
 		return
@@ -81,6 +127,7 @@ func (s *Snapshot) Delete(name string) {
 		return
 	}
 	delete(s.byName, name)
+	s.index(name, nil)
 	s.rebuildList()
 }
 

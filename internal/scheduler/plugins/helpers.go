@@ -33,6 +33,21 @@ func clusterNodes(state *fw.CycleState, feasible []*fw.NodeInfo) []*fw.NodeInfo 
 	return feasible
 }
 
+// nodesWithAffinity returns the recorded nodes that have pods with
+// (anti-)affinity terms, or those of feasible when none were recorded.
+func nodesWithAffinity(state *fw.CycleState, feasible []*fw.NodeInfo) []*fw.NodeInfo {
+	if v, ok := state.Read(nodesKey); ok {
+		return v.(fw.NodeLister).HavePodsWithAffinity()
+	}
+	var out []*fw.NodeInfo
+	for _, ni := range feasible {
+		if len(ni.PodsWithAffinity) > 0 {
+			out = append(out, ni)
+		}
+	}
+	return out
+}
+
 // NodeNames returns the only nodes pod's required node affinity allows by
 // name — every term names nodes with a matchFields metadata.name In
 // requirement, as the DaemonSet controller's pods do — or nil when the

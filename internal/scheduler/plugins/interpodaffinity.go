@@ -192,7 +192,7 @@ func (pl InterPodAffinity) PreFilter(state *fw.CycleState, p *fw.PodInfo, nodes 
 	// namespace's labels.
 	ownNamespace := newNamespaceLabels(pl.Namespaces, p.Pod.Namespace)
 	s.selfMatch = len(s.affinity) > 0 && allMatch(s.affinity, p.Pod)
-	for _, ni := range nodes.List() {
+	for _, ni := range nodes.HavePodsWithRequiredAntiAffinity() {
 		nodeLabels := ni.Node.Labels
 		for _, existing := range ni.PodsWithRequiredAntiAffinity {
 			_, theirAnti := requiredTerms(existing.Pod)
@@ -202,26 +202,34 @@ func (pl InterPodAffinity) PreFilter(state *fw.CycleState, p *fw.PodInfo, nodes 
 				}
 			}
 		}
-		if len(s.affinity) == 0 && len(s.antiAffinity) == 0 {
-			continue
-		}
-		for _, existing := range ni.Pods {
-			if len(s.affinity) > 0 && allMatch(s.affinity, existing.Pod) {
-				for _, t := range s.affinity {
-					if v, ok := nodeLabels[t.topologyKey]; ok {
-						s.affinityCounts[topologyPair{t.topologyKey, v}]++
-					}
-				}
-			}
-			for _, t := range s.antiAffinity {
-				if v, ok := nodeLabels[t.topologyKey]; ok && t.matches(existing.Pod, nil) {
-					s.antiCounts[topologyPair{t.topologyKey, v}]++
-				}
-			}
+	}
+	if len(s.affinity) > 0 || len(s.antiAffinity) > 0 {
+		for _, ni := range nodes.List() {
+			s.countMatching(ni)
 		}
 	}
 	state.Write(interPodKey, s)
 	return nil
+}
+
+// countMatching counts the pods on ni that the incoming pod's own terms
+// match, per topology domain.
+func (s *interPodState) countMatching(ni *fw.NodeInfo) {
+	nodeLabels := ni.Node.Labels
+	for _, existing := range ni.Pods {
+		if len(s.affinity) > 0 && allMatch(s.affinity, existing.Pod) {
+			for _, t := range s.affinity {
+				if v, ok := nodeLabels[t.topologyKey]; ok {
+					s.affinityCounts[topologyPair{t.topologyKey, v}]++
+				}
+			}
+		}
+		for _, t := range s.antiAffinity {
+			if v, ok := nodeLabels[t.topologyKey]; ok && t.matches(existing.Pod, nil) {
+				s.antiCounts[topologyPair{t.topologyKey, v}]++
+			}
+		}
+	}
 }
 
 // allMatch reports whether pod matches all of the incoming pod's terms,

@@ -88,12 +88,16 @@ func (pl InterPodAffinity) PreScore(state *fw.CycleState, p *fw.PodInfo, feasibl
 		own[i].resolveNamespaces(pl.Namespaces)
 	}
 	ownNamespace := newNamespaceLabels(pl.Namespaces, p.Pod.Namespace)
-	for _, ni := range clusterNodes(state, feasible) {
+	// Without terms of its own the newcomer is scored only by pods that
+	// have terms; most clusters have few.
+	nodes := clusterNodes(state, feasible)
+	if len(own) == 0 {
+		nodes = nodesWithAffinity(state, feasible)
+	}
+	for _, ni := range nodes {
 		if len(ni.Node.Labels) == 0 {
 			continue
 		}
-		// Without terms of its own the newcomer is scored only by pods
-		// that have terms; most clusters have few.
 		pods := ni.Pods
 		if len(own) == 0 {
 			pods = ni.PodsWithAffinity

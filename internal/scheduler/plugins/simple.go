@@ -43,7 +43,7 @@ func (NodeUnschedulable) Name() string { return "NodeUnschedulable" }
 
 // Filter implements fw.FilterPlugin.
 func (NodeUnschedulable) Filter(_ *fw.CycleState, p *fw.PodInfo, n *fw.NodeInfo) *fw.Status {
-	if !n.Node.Spec.Unschedulable {
+	if !n.Unschedulable {
 		return nil
 	}
 	if tolerates(p.Pod.Spec.Tolerations, &v1.Taint{Key: unschedulableTaintKey, Effect: v1.TaintEffectNoSchedule}) {
@@ -65,23 +65,13 @@ func (NodeReady) Name() string { return "NodeReady" }
 
 // Filter implements fw.FilterPlugin.
 func (NodeReady) Filter(_ *fw.CycleState, p *fw.PodInfo, n *fw.NodeInfo) *fw.Status {
-	if NodeIsReady(n.Node) {
+	if n.Ready {
 		return nil
 	}
 	if tolerates(p.Pod.Spec.Tolerations, &v1.Taint{Key: notReadyTaintKey, Effect: v1.TaintEffectNoSchedule}) {
 		return nil
 	}
 	return fw.NewStatus(fw.UnschedulableAndUnresolvable, "node(s) had untolerated taint {"+notReadyTaintKey+": }")
-}
-
-// NodeIsReady reports whether the node's Ready condition is True.
-func NodeIsReady(n *v1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == v1.NodeReady {
-			return c.Status == v1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // NodePorts rejects nodes where a host port the pod asks for is taken.

@@ -18,7 +18,7 @@ func (TaintToleration) Name() string { return "TaintToleration" }
 
 // Filter implements fw.FilterPlugin.
 func (TaintToleration) Filter(_ *fw.CycleState, p *fw.PodInfo, n *fw.NodeInfo) *fw.Status {
-	t, bad := firstUntolerated(n.Node.Spec.Taints, p.Pod.Spec.Tolerations, v1.TaintEffectNoSchedule, v1.TaintEffectNoExecute)
+	t, bad := firstUntolerated(n.Taints, p.Pod.Spec.Tolerations, v1.TaintEffectNoSchedule, v1.TaintEffectNoExecute)
 	if !bad {
 		return nil
 	}
@@ -29,8 +29,8 @@ func (TaintToleration) Filter(_ *fw.CycleState, p *fw.PodInfo, n *fw.NodeInfo) *
 // PreferNoSchedule taints (fewer is better; NormalizeScores reverses it).
 func (TaintToleration) Score(_ *fw.CycleState, p *fw.PodInfo, n *fw.NodeInfo) int64 {
 	var count int64
-	for i := range n.Node.Spec.Taints {
-		t := &n.Node.Spec.Taints[i]
+	for i := range n.Taints {
+		t := &n.Taints[i]
 		if t.Effect != v1.TaintEffectPreferNoSchedule {
 			continue
 		}

@@ -75,7 +75,7 @@ func (PodTopologySpread) PreFilter(state *fw.CycleState, p *fw.PodInfo, nodes fw
 			continue
 		}
 		if honorTaints {
-			if _, bad := firstUntolerated(ni.Node.Spec.Taints, p.Pod.Spec.Tolerations, v1.TaintEffectNoSchedule, v1.TaintEffectNoExecute); bad {
+			if _, bad := firstUntolerated(ni.Taints, p.Pod.Spec.Tolerations, v1.TaintEffectNoSchedule, v1.TaintEffectNoExecute); bad {
 				continue
 			}
 		}
