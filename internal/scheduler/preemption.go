@@ -266,6 +266,9 @@ func (o *overlay) swapped(base []*fw.NodeInfo, belongs bool) []*fw.NodeInfo {
 	return out
 }
 
+// NodesWithImage is the base's: a trial copy holds the same node.
+func (o *overlay) NodesWithImage(name string) int { return o.base.NodesWithImage(name) }
+
 func (o *overlay) Get(name string) (*fw.NodeInfo, bool) {
 	if name == o.node.Name() {
 		return o.node, true

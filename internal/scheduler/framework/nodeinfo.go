@@ -84,7 +84,10 @@ type NodeInfo struct {
 	Ready         bool // the Ready condition is True
 	Unschedulable bool // spec.unschedulable (cordoned)
 	Taints        []v1.Taint
-	Pods          []*PodInfo
+	// Images maps the normalised names of the node's images
+	// (NormalizeImageName) to their sizes.
+	Images map[string]int64
+	Pods   []*PodInfo
 	// Requested sums the pods' Requests; NonZeroRequested their
 	// NonZeroRequests.
 	Requested        Resource
@@ -119,10 +122,11 @@ func (n *NodeInfo) Name() string { return n.name }
 // SetNode replaces the node object.
 func (n *NodeInfo) SetNode(node *v1.Node) {
 	n.Node = node
-	n.name, n.Ready, n.Unschedulable, n.Taints = "", false, false, nil
+	n.name, n.Ready, n.Unschedulable, n.Taints, n.Images = "", false, false, nil, nil
 	n.Allocatable = Resource{}
 	if node != nil {
 		n.name, n.Ready, n.Unschedulable, n.Taints = node.Name, NodeIsReady(node), node.Spec.Unschedulable, node.Spec.Taints
+		n.Images = nodeImages(node)
 		n.Allocatable = NewResource(node.Status.Allocatable)
 	}
 }

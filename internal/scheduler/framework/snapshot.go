@@ -19,6 +19,9 @@ type NodeLister interface {
 	// HavePodsWithRequiredAntiAffinity returns the nodes that have pods
 	// with required anti-affinity terms, in no particular order.
 	HavePodsWithRequiredAntiAffinity() []*NodeInfo
+	// NodesWithImage counts the nodes that hold the image, by its
+	// normalised name (NormalizeImageName).
+	NodesWithImage(name string) int
 }
 
 // Snapshot is an immutable set of NodeInfos taken at the start of a
@@ -29,6 +32,8 @@ type Snapshot struct {
 	// The nodes with pods that have (anti-)affinity terms, kept as nodes
 	// are set so that asking costs nothing per node of the cluster.
 	withAffinity, withRequiredAnti map[string]*NodeInfo
+	// imageNodes counts the nodes holding each image.
+	imageNodes map[string]int
 }
 
 var _ NodeLister = (*Snapshot)(nil)
@@ -36,10 +41,10 @@ var _ NodeLister = (*Snapshot)(nil)
 // NewSnapshot builds a snapshot from node infos; nodes are listed by name.
 func NewSnapshot(infos ...*NodeInfo) *Snapshot {
 	s := &Snapshot{byName: make(map[string]*NodeInfo, len(infos)),
-		withAffinity: map[string]*NodeInfo{}, withRequiredAnti: map[string]*NodeInfo{}}
+		withAffinity: map[string]*NodeInfo{}, withRequiredAnti: map[string]*NodeInfo{}, imageNodes: map[string]int{}}
 	for _, ni := range infos {
+		s.index(s.byName[ni.Name()], ni)
 		s.byName[ni.Name()] = ni
-		s.index(ni.Name(), ni)
 	}
 	s.rebuildList()
 	return s
@@ -88,19 +93,32 @@ func values(m map[string]*NodeInfo) []*NodeInfo {
 	return out
 }
 
-// index records whether the named node (nil: gone) has pods with
-// (anti-)affinity terms.
-func (s *Snapshot) index(name string, ni *NodeInfo) {
-	delete(s.withAffinity, name)
-	delete(s.withRequiredAnti, name)
-	if ni == nil {
+// NodesWithImage implements NodeLister.
+func (s *Snapshot) NodesWithImage(name string) int { return s.imageNodes[name] }
+
+// index moves what the snapshot keeps about one node from old to cur;
+// either may be nil (no such node).
+func (s *Snapshot) index(old, cur *NodeInfo) {
+	if old != nil {
+		delete(s.withAffinity, old.Name())
+		delete(s.withRequiredAnti, old.Name())
+		for name := range old.Images {
+			if s.imageNodes[name]--; s.imageNodes[name] <= 0 {
+				delete(s.imageNodes, name)
+			}
+		}
+	}
+	if cur == nil {
 		return
 	}
-	if len(ni.PodsWithAffinity) > 0 {
-		s.withAffinity[name] = ni
+	if len(cur.PodsWithAffinity) > 0 {
+		s.withAffinity[cur.Name()] = cur
 	}
-	if len(ni.PodsWithRequiredAntiAffinity) > 0 {
-		s.withRequiredAnti[name] = ni
+	if len(cur.PodsWithRequiredAntiAffinity) > 0 {
+		s.withRequiredAnti[cur.Name()] = cur
+	}
+	for name := range cur.Images {
+		s.imageNodes[name]++
 	}
 }
 
@@ -110,7 +128,7 @@ func (s *Snapshot) index(name string, ni *NodeInfo) {
 func (s *Snapshot) Set(ni *NodeInfo) {
 	old, existed := s.byName[ni.Name()]
 	s.byName[ni.Name()] = ni
-	s.index(ni.Name(), ni)
+	s.index(old, ni)
 	if !existed {
 		s.rebuildList()
 		return
@@ -123,11 +141,12 @@ func (s *Snapshot) Set(ni *NodeInfo) {
 
 // Delete removes the named node.
 func (s *Snapshot) Delete(name string) {
-	if _, ok := s.byName[name]; !ok {
+	old, ok := s.byName[name]
+	if !ok {
 		return
 	}
 	delete(s.byName, name)
-	s.index(name, nil)
+	s.index(old, nil)
 	s.rebuildList()
 }
 

@@ -49,3 +49,33 @@ func TestSnapshotKeepsNodesWithAffinityPods(t *testing.T) {
 	s.Delete("a")
 	check(s, "a goes", []string{"b", "d"}, nil)
 }
+
+func TestSnapshotCountsNodesWithImage(t *testing.T) {
+	node := func(name string, images ...string) *v1.Node {
+		n := &v1.Node{}
+		n.Name = name
+		for _, img := range images {
+			n.Status.Images = append(n.Status.Images, v1.ContainerImage{Names: []string{img}, SizeBytes: 1})
+		}
+		return n
+	}
+	const nginx, redis = "docker.io/library/nginx:1.27", "docker.io/library/redis:latest"
+	check := func(s *Snapshot, step string, wantNginx, wantRedis int) {
+		t.Helper()
+		if got := s.NodesWithImage(nginx); got != wantNginx {
+			t.Errorf("%s: %d nodes with nginx, want %d", step, got, wantNginx)
+		}
+		if got := s.NodesWithImage(redis); got != wantRedis {
+			t.Errorf("%s: %d nodes with redis, want %d", step, got, wantRedis)
+		}
+	}
+	// Names are counted normalised, and once per node however often listed.
+	s := NewSnapshot(NewNodeInfo(node("a", "nginx:1.27", "docker.io/library/nginx:1.27")), NewNodeInfo(node("b", "nginx:1.27", "redis")))
+	check(s, "new", 2, 1)
+	s.Set(NewNodeInfo(node("a", "redis:latest")))
+	check(s, "a swaps nginx for redis", 1, 2)
+	s.Delete("b")
+	check(s, "b goes", 0, 1)
+	s.Set(NewNodeInfo(node("c")))
+	check(s, "c joins with no images", 0, 1)
+}

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+
+	fw "github.com/lotse/lotse/internal/scheduler/framework"
 )
 
 func withImage(sizeMiB int64, names ...string) func(*v1.Node) {
@@ -81,8 +83,8 @@ func TestNormalizeImageName(t *testing.T) {
 		{"", ""},
 	}
 	for _, tt := range tests {
-		if got := normalizeImageName(tt.in); got != tt.want {
-			t.Errorf("normalizeImageName(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := fw.NormalizeImageName(tt.in); got != tt.want {
+			t.Errorf("NormalizeImageName(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
