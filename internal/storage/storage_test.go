@@ -241,3 +241,46 @@ func TestWatchListEndsInitialEventsWithBookmark(t *testing.T) {
 		t.Fatalf("want initial-events-end bookmark, got %s %v", ev.Type, ev.Object)
 	}
 }
+
+// TestUpdateStartsFromAPrivateCopyOfTheCache checks that an update that
+// begins from the watch cache's object (same revision as etcd's) gets a
+// copy: what the update function changes never reaches the cached object
+// that lists, watches and GETs share.
+func TestUpdateStartsFromAPrivateCopyOfTheCache(t *testing.T) {
+	_, r := newTestStore(t, 100)
+	ctx := context.Background()
+	created, err := r.Create(ctx, "a", "x", cm("a", "x", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cached runtime.Object
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		obj, _, err := r.GetCachedEncoded("a", "x")
+		if err == nil && rvOf(obj) == rvOf(created) {
+			cached = obj
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the watch cache never saw the create")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, err = r.Update(ctx, "a", "x", func(cur runtime.Object) (runtime.Object, error) {
+		if cur == cached {
+			t.Error("the update function got the cache's own object")
+		}
+		cur.(*corev1.ConfigMap).Data["v"] = "2"
+		return cur, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := cached.(*corev1.ConfigMap).Data["v"]; v != "1" {
+		t.Fatalf("the cached object was changed by an update: v=%q", v)
+	}
+	got, err := r.Get(ctx, "a", "x")
+	if err != nil || got.(*corev1.ConfigMap).Data["v"] != "2" {
+		t.Fatalf("get after update: %v %v", got, err)
+	}
+}

@@ -260,6 +260,11 @@ func (r *Resource) read(ctx context.Context, key string) (*mvccpb.KeyValue, runt
 		return nil, nil, ErrNotFound
 	}
 	kv := resp.Kvs[0]
+	// The watch cache's copy of the same revision is the same object;
+	// copying it costs less than decoding the stored bytes.
+	if e, ok := r.cache.get(key); ok && e.rev == kv.ModRevision {
+		return kv, e.obj.DeepCopyObject(), nil
+	}
 	obj, err := r.codec.decode(kv.Value, kv.ModRevision)
 	return kv, obj, err
 }
