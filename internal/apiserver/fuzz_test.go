@@ -41,7 +41,7 @@ func apiServerForFuzz(f *testing.F) *Server {
 	}
 	f.Cleanup(func() { client.Close() })
 	reg := registry.Default()
-	specs := StorageResources(reg)
+	specs := StorageResources(reg, 0)
 	store, err := storage.New(storage.Config{Client: client, Resources: specs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		f.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"net/http/pprof"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -227,7 +228,8 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 
 // StorageResources lists what the store must hold for the registry's
 // kinds: one resource per storage kind, however many versions serve it.
-func StorageResources(reg *registry.Registry) []storage.ResourceSpec {
+// Events expire eventTTL after their last write (0: never).
+func StorageResources(reg *registry.Registry, eventTTL time.Duration) []storage.ResourceSpec {
 	var specs []storage.ResourceSpec
 	seen := map[schema.GroupResource]bool{}
 	for _, k := range reg.Kinds() {
@@ -235,7 +237,11 @@ func StorageResources(reg *registry.Registry) []storage.ResourceSpec {
 			continue
 		}
 		seen[k.StorageResource] = true
-		specs = append(specs, storage.ResourceSpec{GroupResource: k.StorageResource, Kind: k.StorageGVK, Namespaced: k.Namespaced})
+		spec := storage.ResourceSpec{GroupResource: k.StorageResource, Kind: k.StorageGVK, Namespaced: k.Namespaced}
+		if k.StorageResource == (schema.GroupResource{Resource: "events"}) {
+			spec.TTL = eventTTL
+		}
+		specs = append(specs, spec)
 	}
 	return specs
 }

@@ -125,12 +125,16 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler")
 	fs.StringVar(&cfg.ServiceAccountIssuer, "service-account-issuer", satoken.DefaultIssuer, "the issuer (iss) of service account tokens, also their default audience")
 	fs.StringSliceVar(&cfg.DisableAdmissionPlugins, "disable-admission-plugins", nil, "admission plugins to turn off (only ServiceAccount)")
+	fs.DurationVar(&cfg.EventTTL, "event-ttl", server.DefaultEventTTL, "how long events are kept after their last write")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if cfg.EventTTL <= 0 {
+		return fmt.Errorf("--event-ttl must be positive, not %v", cfg.EventTTL)
 	}
 	cfg.EtcdServers, cfg.TLSSANs = etcdServers, sans
 	if nodeIP != "" {

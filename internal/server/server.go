@@ -80,10 +80,16 @@ type Config struct {
 	// DisableAdmissionPlugins turns admission plugins off, as
 	// --disable-admission-plugins; only "ServiceAccount" can be.
 	DisableAdmissionPlugins []string
+	// EventTTL is how long events are kept after their last write, as
+	// kube-apiserver's --event-ttl; 0 means DefaultEventTTL.
+	EventTTL time.Duration
 	// EtcdUnsafeNoSync trades durability for speed; tests only.
 	EtcdUnsafeNoSync bool
 	Logger           *slog.Logger
 }
+
+// DefaultEventTTL is kube-apiserver's --event-ttl default.
+const DefaultEventTTL = time.Hour
 
 // AdmissionServiceAccount is the admission plugin that gives pods their
 // service account's token (see apiserver.Config.ServiceAccountAdmission).
@@ -121,6 +127,9 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("server: a data directory is required")
+	}
+	if cfg.EventTTL <= 0 {
+		cfg.EventTTL = DefaultEventTTL
 	}
 	if cfg.BindAddress == "" {
 		cfg.BindAddress = "127.0.0.1"
@@ -238,7 +247,7 @@ func (s *Server) run(ctx context.Context) error {
 	}
 
 	reg := registry.Default()
-	specs := apiserver.StorageResources(reg)
+	specs := apiserver.StorageResources(reg, cfg.EventTTL)
 	store, err := storage.New(storage.Config{Client: client, Resources: specs, Logger: s.log})
 	if err != nil {
 		return err

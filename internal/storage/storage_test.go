@@ -284,3 +284,63 @@ func TestUpdateStartsFromAPrivateCopyOfTheCache(t *testing.T) {
 		t.Fatalf("get after update: %v %v", got, err)
 	}
 }
+
+// TestObjectsWithATTLExpire checks that a resource with a TTL (events)
+// loses its objects that long after their last write, through etcd's
+// lease, and that the watch cache sees them go.
+func TestObjectsWithATTLExpire(t *testing.T) {
+	ctx := context.Background()
+	member, err := etcd.Start(ctx, etcd.Config{DataDir: t.TempDir(), ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0", Unsafe: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { member.Close() })
+	client, err := clientv3.New(clientv3.Config{Endpoints: member.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	s, err := New(Config{Client: client, Resources: []ResourceSpec{
+		{GroupResource: corev1.Resource("configmaps"), Kind: corev1.SchemeGroupVersion.WithKind("ConfigMap"), Namespaced: true, TTL: 2 * time.Second},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	s.Start(sctx)
+	t.Cleanup(func() { cancel(); s.Stop() })
+	if err := s.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := s.Resource(corev1.Resource("configmaps"))
+
+	start := time.Now()
+	for _, name := range []string{"a", "b"} {
+		if _, err := r.Create(ctx, "ns", name, cm("ns", name, "1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Both share one lease.
+	resp, err := client.Get(ctx, r.Key("ns", "a"))
+	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease == 0 {
+		t.Fatalf("the object has no lease: %v %v", resp, err)
+	}
+	other, err := client.Get(ctx, r.Key("ns", "b"))
+	if err != nil || len(other.Kvs) != 1 || other.Kvs[0].Lease != resp.Kvs[0].Lease {
+		t.Fatalf("objects written together should share a lease: %v %v", other, err)
+	}
+	for {
+		_, err := r.Get(ctx, "ns", "a")
+		_, cacheErr := r.GetCached("ns", "b")
+		if errors.Is(err, ErrNotFound) && errors.Is(cacheErr, ErrNotFound) {
+			break
+		}
+		if time.Since(start) > 15*time.Second {
+			t.Fatalf("objects still there %v after their 2 s TTL (get: %v, cached: %v)", time.Since(start), err, cacheErr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if d := time.Since(start); d < 2*time.Second {
+		t.Errorf("objects expired after %v, before their TTL", d)
+	}
+}

@@ -38,6 +38,10 @@ type ResourceSpec struct {
 	GroupResource schema.GroupResource
 	Kind          schema.GroupVersionKind // the storage version
 	Namespaced    bool
+	// TTL, when set, deletes each object that long after its last write
+	// (kube-apiserver's --event-ttl for events); it may live up to 5%
+	// longer.
+	TTL time.Duration
 }
 
 // Config configures a Store.
@@ -88,6 +92,9 @@ func New(cfg Config) (*Store, error) {
 		}
 		p += spec.GroupResource.Resource + "/"
 		r := &Resource{store: s, spec: spec, codec: c, prefix: p}
+		if spec.TTL > 0 {
+			r.leases = &leases{client: cfg.Client, ttl: spec.TTL}
+		}
 		r.cache = newCache(r, cfg.EventWindow)
 		s.resources[spec.GroupResource] = r
 	}
@@ -160,6 +167,19 @@ type Resource struct {
 	codec  *codec
 	prefix string
 	cache  *cache
+	leases *leases // nil: objects do not expire
+}
+
+// put is the write of data at key, on the TTL's lease when objects expire.
+func (r *Resource) put(ctx context.Context, key string, data []byte) (clientv3.Op, error) {
+	if r.leases == nil {
+		return clientv3.OpPut(key, string(data)), nil
+	}
+	id, err := r.leases.get(ctx)
+	if err != nil {
+		return clientv3.Op{}, err
+	}
+	return clientv3.OpPut(key, string(data), clientv3.WithLease(id)), nil
 }
 
 // Key is the etcd key of an object.
@@ -229,9 +249,13 @@ func (r *Resource) Create(ctx context.Context, namespace, name string, obj runti
 		return nil, ErrTooLarge
 	}
 	key := r.Key(namespace, name)
+	put, err := r.put(ctx, key, data)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := r.store.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(data))).
+		Then(put).
 		Commit()
 	if err != nil {
 		return nil, err
@@ -298,9 +322,13 @@ func (r *Resource) Update(ctx context.Context, namespace, name string, fn Update
 		if len(data) > MaxObjectBytes {
 			return nil, ErrTooLarge
 		}
+		put, err := r.put(ctx, key, data)
+		if err != nil {
+			return nil, err
+		}
 		txn, err := r.store.client.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
-			Then(clientv3.OpPut(key, string(data))).
+			Then(put).
 			Commit()
 		if err != nil {
 			return nil, err
