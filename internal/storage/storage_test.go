@@ -19,6 +19,12 @@ import (
 // newTestStore starts a real embedded etcd and a store over configmaps.
 func newTestStore(t *testing.T, window int) (*Store, *Resource) {
 	t.Helper()
+	return newTestStoreTTL(t, window, 0)
+}
+
+// newTestStoreTTL is newTestStore whose config maps expire after ttl.
+func newTestStoreTTL(t *testing.T, window int, ttl time.Duration) (*Store, *Resource) {
+	t.Helper()
 	ctx := context.Background()
 	member, err := etcd.Start(ctx, etcd.Config{DataDir: t.TempDir(), ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0", Unsafe: true})
 	if err != nil {
@@ -31,7 +37,7 @@ func newTestStore(t *testing.T, window int) (*Store, *Resource) {
 	}
 	t.Cleanup(func() { client.Close() })
 	s, err := New(Config{Client: client, EventWindow: window, Resources: []ResourceSpec{
-		{GroupResource: corev1.Resource("configmaps"), Kind: corev1.SchemeGroupVersion.WithKind("ConfigMap"), Namespaced: true},
+		{GroupResource: corev1.Resource("configmaps"), Kind: corev1.SchemeGroupVersion.WithKind("ConfigMap"), Namespaced: true, TTL: ttl},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -289,30 +295,9 @@ func TestUpdateStartsFromAPrivateCopyOfTheCache(t *testing.T) {
 // loses its objects that long after their last write, through etcd's
 // lease, and that the watch cache sees them go.
 func TestObjectsWithATTLExpire(t *testing.T) {
+	s, r := newTestStoreTTL(t, 100, 2*time.Second)
 	ctx := context.Background()
-	member, err := etcd.Start(ctx, etcd.Config{DataDir: t.TempDir(), ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0", Unsafe: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { member.Close() })
-	client, err := clientv3.New(clientv3.Config{Endpoints: member.Endpoints()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	s, err := New(Config{Client: client, Resources: []ResourceSpec{
-		{GroupResource: corev1.Resource("configmaps"), Kind: corev1.SchemeGroupVersion.WithKind("ConfigMap"), Namespaced: true, TTL: 2 * time.Second},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	s.Start(sctx)
-	t.Cleanup(func() { cancel(); s.Stop() })
-	if err := s.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r, _ := s.Resource(corev1.Resource("configmaps"))
+	client := s.client
 
 	start := time.Now()
 	for _, name := range []string{"a", "b"} {
