@@ -149,7 +149,10 @@ func (c *Cache) removeLocked(uid types.UID) {
 // AssumePod places a pod on node before the API confirms it. The pod is
 // copied with spec.nodeName set, so filters of later pods see it there.
 func (c *Cache) AssumePod(info *fw.PodInfo, node string) {
-	pod := info.Pod.DeepCopy()
+	// A shallow copy: only spec.nodeName differs, and what the copy
+	// shares with the informer's pod is read-only to both.
+	copied := *info.Pod
+	pod := &copied
 	pod.Spec.NodeName = node
 	assumed := &fw.PodInfo{Pod: pod, Requests: info.Requests, NonZeroRequests: info.NonZeroRequests, Priority: info.Priority}
 	c.mu.Lock()
