@@ -298,6 +298,13 @@ func (s *Scheduler) run(ctx context.Context) error {
 			return fmt.Errorf("scheduler: cache for %v did not sync", typ)
 		}
 	}
+	// A synced informer has its whole list in its store, but its handlers
+	// get the list's items asynchronously: without this wait the first
+	// pods could be placed while the cache knows only some nodes (seen as
+	// three pods on one of three empty nodes).
+	if !cache.WaitForCacheSync(ctx.Done(), podHandler.HasSynced, nodeHandler.HasSynced) {
+		return nil // ctx ended
+	}
 	s.log.Info("scheduler started", "schedulerName", s.cfg.SchedulerName, "nodes", s.cache.NodeCount())
 	var wg sync.WaitGroup
 	wg.Go(func() { s.queue.Run(ctx) })
