@@ -213,7 +213,7 @@ func (r *Resource) GetEncoded(ctx context.Context, namespace, name string) (runt
 		return nil, nil, ErrNotFound
 	}
 	kv := resp.Kvs[0]
-	if e, ok := r.cache.get(key); ok && e.rev == kv.ModRevision {
+	if e, ok := r.cachedAt(key, kv.ModRevision); ok {
 		return e.obj, e.enc, nil
 	}
 	obj, err := r.codec.decode(kv.Value, kv.ModRevision)
@@ -274,6 +274,13 @@ func stamped(obj runtime.Object, gvk schema.GroupVersionKind, rev int64) (runtim
 	return obj, setRV(obj, rev)
 }
 
+// cachedAt returns the watch cache's entry for key when it holds revision
+// rev, the one etcd just returned.
+func (r *Resource) cachedAt(key string, rev int64) (*entry, bool) {
+	e, ok := r.cache.get(key)
+	return e, ok && e.rev == rev
+}
+
 // read returns the stored value of key and its decoded object.
 func (r *Resource) read(ctx context.Context, key string) (*mvccpb.KeyValue, runtime.Object, error) {
 	resp, err := r.store.client.Get(ctx, key)
@@ -286,7 +293,7 @@ func (r *Resource) read(ctx context.Context, key string) (*mvccpb.KeyValue, runt
 	kv := resp.Kvs[0]
 	// The watch cache's copy of the same revision is the same object;
 	// copying it costs less than decoding the stored bytes.
-	if e, ok := r.cache.get(key); ok && e.rev == kv.ModRevision {
+	if e, ok := r.cachedAt(key, kv.ModRevision); ok {
 		return kv, e.obj.DeepCopyObject(), nil
 	}
 	obj, err := r.codec.decode(kv.Value, kv.ModRevision)

@@ -28,16 +28,12 @@ const ns = "team"
 // default class (local-path) by the DefaultStorageClass admission.
 var noClass = ptr.To("")
 
-// start runs a control plane without scheduler and the binder on it, and
-// makes the namespace the tests use.
-func start(t *testing.T) kubernetes.Interface {
+// runBinder runs the PersistentVolume controller on client until ctx ends.
+func runBinder(ctx context.Context, t *testing.T, client kubernetes.Interface) {
 	t.Helper()
-	s := testserver.Start(t, testserver.Options{DisableScheduler: true, Controllers: []string{"namespace"}})
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	factory := informers.NewSharedInformerFactory(s.Client, 0)
+	factory := informers.NewSharedInformerFactory(client, 0)
 	ctl, err := persistentvolume.New(&controller.Context{
-		Client: s.Client, Informers: factory, Clock: clock.RealClock{},
+		Client: client, Informers: factory, Clock: clock.RealClock{},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -45,6 +41,16 @@ func start(t *testing.T) kubernetes.Interface {
 	}
 	factory.Start(ctx.Done())
 	go func() { _ = ctl.Run(ctx) }()
+}
+
+// start runs a control plane without scheduler and the binder on it, and
+// makes the namespace the tests use.
+func start(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	s := testserver.Start(t, testserver.Options{DisableScheduler: true, Controllers: []string{"namespace"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	runBinder(ctx, t, s.Client)
 	if _, err := s.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -370,16 +376,7 @@ func TestRetroactiveDefaultClass(t *testing.T) {
 	if got, _ := claims.Get(ctx, "early", metav1.GetOptions{}); got.Spec.StorageClassName != nil {
 		t.Fatalf("with no default class, the claim got %q", *got.Spec.StorageClassName)
 	}
-	factory := informers.NewSharedInformerFactory(s.Client, 0)
-	ctl, err := persistentvolume.New(&controller.Context{
-		Client: s.Client, Informers: factory, Clock: clock.RealClock{},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	factory.Start(ctx.Done())
-	go func() { _ = ctl.Run(ctx) }()
+	runBinder(ctx, t, s.Client)
 	eventually(t, "the early claim assigned the default class", func(ctx context.Context) (bool, error) {
 		got, err := claims.Get(ctx, "early", metav1.GetOptions{})
 		return err == nil && ptr.Deref(got.Spec.StorageClassName, "") == persistentvolume.ClassName, nil
