@@ -364,15 +364,21 @@ func (rq *request) create() error {
 	if rq.kind.Namespaced && rq.info.Namespace == "" {
 		return apierrors.NewMethodNotSupported(rq.kind.GroupResource(), "create")
 	}
-	dry, err := rq.dryRun()
-	if err != nil {
-		return err
-	}
 	body, err := rq.readBody()
 	if err != nil {
 		return err
 	}
 	obj, err := rq.decode(body, rq.r.Header.Get("Content-Type"), nil)
+	if err != nil {
+		return err
+	}
+	return rq.createObject(obj, nil)
+}
+
+// createObject stores a new object with the given managedFields (none
+// unless it was created by an apply) and writes the answer.
+func (rq *request) createObject(obj runtime.Object, managed []metav1.ManagedFieldsEntry) error {
+	dry, err := rq.dryRun()
 	if err != nil {
 		return err
 	}
@@ -391,7 +397,7 @@ func (rq *request) create() error {
 	acc.SetDeletionTimestamp(nil)
 	acc.SetDeletionGracePeriodSeconds(nil)
 	acc.SetSelfLink("")
-	acc.SetManagedFields(nil)
+	acc.SetManagedFields(managed)
 	acc.SetGeneration(0)
 	if tracksGeneration(rq.kind, obj) {
 		acc.SetGeneration(1)
@@ -400,6 +406,16 @@ func (rq *request) create() error {
 	resetStatus(rq.kind, obj)
 	normalize(obj)
 	defaults.Apply(obj)
+	if managed == nil {
+		if obj, err = rq.trackCreate(obj); err != nil {
+			return err
+		}
+		acc = accessor(obj)
+	}
+	// Admission, in upstream's order: the namespace must exist first.
+	if err := rq.s.admitNamespace(rq.ctx, rq.kind, acc.GetNamespace(), acc.GetName()); err != nil {
+		return err
+	}
 	if pod, ok := obj.(*corev1.Pod); ok {
 		addDefaultTolerations(pod)
 		if rq.s.cfg.ServiceAccountAdmission {
@@ -420,9 +436,6 @@ func (rq *request) create() error {
 	}
 	if errs := validation.ValidateCreate(obj); len(errs) > 0 {
 		return rq.invalid(acc.GetName(), errs)
-	}
-	if err := rq.s.admitNamespace(rq.ctx, rq.kind, acc.GetNamespace(), acc.GetName()); err != nil {
-		return err
 	}
 	rq.info.Name = acc.GetName()
 	release := func() {}
@@ -520,6 +533,12 @@ func (rq *request) replace(next func(cur runtime.Object) (runtime.Object, error)
 		stampTemplateGeneration(obj, cur)
 		normalize(obj)
 		defaults.Apply(obj)
+		if !rq.isApply() {
+			if obj, err = rq.trackUpdate(obj, cur); err != nil {
+				return nil, err
+			}
+			acc = accessor(obj)
+		}
 		if acc.GetResourceVersion() == "" {
 			// An update without a resourceVersion is unconditional.
 			acc.SetResourceVersion(old.GetResourceVersion())
@@ -554,7 +573,9 @@ func (rq *request) replace(next func(cur runtime.Object) (runtime.Object, error)
 
 // mergeSubresource limits what a write through a subresource changes:
 // /status changes only status, /ephemeralcontainers only the pod's
-// ephemeral containers, /finalize only the namespace finalizers.
+// ephemeral containers, /finalize only the namespace finalizers. The
+// managedFields are the written object's: an apply's result, or what
+// the client sent, which the field manager reads as upstream's does.
 func (rq *request) mergeSubresource(obj, cur runtime.Object) runtime.Object {
 	switch rq.info.Subresource {
 	case "status":
@@ -562,16 +583,19 @@ func (rq *request) mergeSubresource(obj, cur runtime.Object) runtime.Object {
 		copyStatus(merged, obj)
 		acc, in := accessor(merged), accessor(obj)
 		acc.SetResourceVersion(in.GetResourceVersion())
+		acc.SetManagedFields(in.GetManagedFields())
 		return merged
 	case "ephemeralcontainers":
 		merged := cur.DeepCopyObject().(*corev1.Pod)
 		merged.Spec.EphemeralContainers = obj.(*corev1.Pod).Spec.EphemeralContainers
 		merged.ResourceVersion = obj.(*corev1.Pod).ResourceVersion
+		merged.ManagedFields = obj.(*corev1.Pod).ManagedFields
 		return merged
 	case "finalize":
 		merged := cur.DeepCopyObject().(*corev1.Namespace)
 		merged.Spec.Finalizers = obj.(*corev1.Namespace).Spec.Finalizers
 		merged.ResourceVersion = obj.(*corev1.Namespace).ResourceVersion
+		merged.ManagedFields = obj.(*corev1.Namespace).ManagedFields
 		return merged
 	}
 	return obj

@@ -147,7 +147,6 @@ func keepSystemMeta(obj, old metav1.Object) {
 	obj.SetDeletionGracePeriodSeconds(old.GetDeletionGracePeriodSeconds())
 	obj.SetGeneration(old.GetGeneration())
 	obj.SetSelfLink("")
-	obj.SetManagedFields(nil)
 	if obj.GetGenerateName() == "" {
 		obj.SetGenerateName(old.GetGenerateName())
 	}

@@ -20,9 +20,11 @@ func (rq *request) patchType() (types.PatchType, error) {
 	switch pt := types.PatchType(mt); pt {
 	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType:
 		return pt, nil
-	case types.ApplyYAMLPatchType, types.ApplyCBORPatchType:
-		return "", apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", rq.kind.GroupResource(), rq.info.Name,
-			"server-side apply is not supported by lotse yet; use client-side apply (kubectl apply without --server-side)", 0, false)
+	case types.ApplyYAMLPatchType:
+		if rq.info.Subresource != "" && rq.info.Subresource != "status" {
+			return "", unsupportedMediaType(ct)
+		}
+		return pt, nil
 	}
 	return "", unsupportedMediaType(ct)
 }
@@ -78,6 +80,9 @@ func (rq *request) patch() error {
 	if err != nil {
 		return err
 	}
+	if pt == types.ApplyYAMLPatchType {
+		return rq.apply(body)
+	}
 	result, err := rq.replace(func(cur runtime.Object) (runtime.Object, error) {
 		original, err := runtime.Encode(jsonSerializer, cur)
 		if err != nil {
@@ -93,4 +98,11 @@ func (rq *request) patch() error {
 		return err
 	}
 	return rq.writeObject(http.StatusOK, result)
+}
+
+// isApply reports whether the request is a server-side apply, whose
+// managedFields the field manager's apply has already written.
+func (rq *request) isApply() bool {
+	mt, _, _ := mime.ParseMediaType(rq.r.Header.Get("Content-Type"))
+	return rq.r.Method == http.MethodPatch && types.PatchType(mt) == types.ApplyYAMLPatchType
 }

@@ -123,11 +123,4 @@ func TestPatch(t *testing.T) {
 			wantAPIError(t, err, http.StatusNotFound, metav1.StatusReasonNotFound, `configmaps "missing" not found`)
 		}
 	})
-	t.Run("server-side apply is refused clearly", func(t *testing.T) {
-		r := e.do("PATCH", "/api/v1/namespaces/"+ns+"/configmaps/c?fieldManager=test", []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}`),
-			"Content-Type: application/apply-patch+yaml")
-		if r.code >= 500 || r.code < 400 {
-			t.Errorf("apply patch = %d, want a 4xx refusal: %s", r.code, r.body)
-		}
-	})
 }

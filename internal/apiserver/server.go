@@ -75,6 +75,8 @@ type Server struct {
 	discovery *discovery
 	ips       *clusterIPs
 	nodePorts *nodePorts
+	// fieldManagers serve server-side apply and record managedFields.
+	fieldManagers *fieldManagers
 }
 
 // New builds the API server handler.
@@ -91,7 +93,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ServiceCIDR == "" {
 		cfg.ServiceCIDR = DefaultServiceCIDR
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, reg: cfg.Registry, store: cfg.Store}
+	s := &Server{cfg: cfg, log: cfg.Logger, reg: cfg.Registry, store: cfg.Store, fieldManagers: newFieldManagers(cfg.Registry)}
 	virtual := []virtualGroupVersion{{GV: authenticationGV, Resources: authenticationResources}}
 	if cfg.NodeTransport != nil {
 		virtual = append(virtual, virtualGroupVersion{GV: metricsGV, Resources: metricsResources})

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
@@ -24,6 +25,8 @@ type Schema struct {
 	AdditionalProperties *Schema            `json:"additionalProperties,omitempty"`
 	Required             []string           `json:"required,omitempty"`
 	UniqueItems          bool               `json:"uniqueItems,omitempty"`
+	ListMapKeys          []string           `json:"x-kubernetes-list-map-keys,omitempty"`
+	ListType             string             `json:"x-kubernetes-list-type,omitempty"`
 	PatchMergeKey        string             `json:"x-kubernetes-patch-merge-key,omitempty"`
 	PatchStrategy        string             `json:"x-kubernetes-patch-strategy,omitempty"`
 	GVK                  []gvkExt           `json:"x-kubernetes-group-version-kind,omitempty"`
@@ -62,6 +65,24 @@ var (
 	schemaFormerType = reflect.TypeFor[schemaFormer]()
 	v3OneOfTyperType = reflect.TypeFor[v3OneOfTyper]()
 )
+
+// listMapKeys are the lists that upstream's types mark as maps keyed by
+// more fields than their patch merge key: server-side apply tells their
+// items apart by all of them (the same port number may be served over
+// TCP and UDP). Other lists merge by their patch merge key, or whole.
+var listMapKeys = map[reflect.Type]map[string][]string{
+	reflect.TypeFor[corev1.Container]():                {"ports": {"containerPort", "protocol"}},
+	reflect.TypeFor[corev1.EphemeralContainerCommon](): {"ports": {"containerPort", "protocol"}},
+	reflect.TypeFor[corev1.ServiceSpec]():              {"ports": {"port", "protocol"}},
+	reflect.TypeFor[corev1.PodSpec]():                  {"topologySpreadConstraints": {"topologyKey", "whenUnsatisfiable"}},
+}
+
+// keyDefaults are the defaults upstream declares for those keys, which
+// apply uses when an item leaves its key out.
+var keyDefaults = map[reflect.Type]map[string]json.RawMessage{
+	reflect.TypeFor[corev1.ContainerPort](): {"protocol": json.RawMessage(`"TCP"`)},
+	reflect.TypeFor[corev1.ServicePort]():   {"protocol": json.RawMessage(`"TCP"`)},
+}
 
 var (
 	defaultObject = json.RawMessage(`{}`)
@@ -180,6 +201,12 @@ func (m *model) fields(def *Schema, t reflect.Type, doc map[string]string) {
 		prop.Default = enforcedDefault(ft, omitEmpty)
 		prop.PatchStrategy = f.Tag.Get("patchStrategy")
 		prop.PatchMergeKey = f.Tag.Get("patchMergeKey")
+		if keys, ok := listMapKeys[t][name]; ok {
+			prop.ListType, prop.ListMapKeys = "map", keys
+		}
+		if d, ok := keyDefaults[t][name]; ok {
+			prop.Default = d
+		}
 		if def.Properties == nil {
 			def.Properties = map[string]*Schema{}
 		}

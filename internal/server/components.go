@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,7 +40,10 @@ func (s *Server) clientConfig(bundle *pki.Bundle, user string) (*rest.Config, er
 		TLSClientConfig: rest.TLSClientConfig{CAData: bundle.CAPEM, CertData: cert, KeyData: key},
 		QPS:             5000,
 		Burst:           10000,
-		UserAgent:       user,
+		// "kube-controller-manager/lotse": server-side apply records
+		// writes under the agent's first word, as upstream's components
+		// are recorded.
+		UserAgent: strings.TrimPrefix(user, "system:") + "/lotse",
 	}, nil
 }
 
