@@ -80,7 +80,8 @@ func (n *network) run(ctx context.Context) error {
 		NodeName: n.name, Table: table + "-netpol", HostIPs: []netip.Addr{nodeIP, gateway},
 		Logger: n.log.With("component", "netpol"),
 	}, core.Pods(), core.Namespaces(), factory.Networking().V1().NetworkPolicies())
-	routes := &routes{self: n.name, log: n.log}
+	routes := newRoutes(n.name, nodeIP, n.podCIDR, n.bridge, n.log)
+	routes.clear() // what a crashed run of this node left
 	if _, err := core.Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { routes.set(obj.(*corev1.Node)) },
 		UpdateFunc: func(_, obj any) { routes.set(obj.(*corev1.Node)) },
@@ -109,97 +110,6 @@ func (n *network) run(ctx context.Context) error {
 	}
 	routes.clear()
 	return nil
-}
-
-// routes sends each other node's pod CIDR to that node's address (the
-// host-gateway mode: nodes on one L2 network). Nodes across routers
-// would need an overlay (VXLAN), which lotse does not build yet.
-type routes struct {
-	self string
-	log  *slog.Logger
-	mu   sync.Mutex
-	via  map[string][2]string // node -> {pod CIDR, node IP}
-}
-
-func (r *routes) set(node *corev1.Node) {
-	if node.Name == r.self || node.Spec.PodCIDR == "" {
-		return
-	}
-	var ip string
-	for _, a := range node.Status.Addresses {
-		if a.Type == corev1.NodeInternalIP && net.ParseIP(a.Address).To4() != nil {
-			ip = a.Address
-			break
-		}
-	}
-	if ip == "" || isLocal(ip) {
-		// A node on this very machine has its bridge's route already.
-		return
-	}
-	want := [2]string{node.Spec.PodCIDR, ip}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.via == nil {
-		r.via = map[string][2]string{}
-	}
-	if r.via[node.Name] == want {
-		return
-	}
-	if err := ipRoute("replace", want[0], "via", want[1]); err != nil {
-		r.log.Warn("cannot route to a node's pods", "node", node.Name, "podCIDR", want[0], "via", want[1], "err", err)
-		return
-	}
-	r.via[node.Name] = want
-}
-
-func (r *routes) remove(obj any) {
-	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = d.Obj
-	}
-	node, ok := obj.(*corev1.Node)
-	if !ok {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if via, ok := r.via[node.Name]; ok {
-		_ = ipRoute("del", via[0], "via", via[1])
-		delete(r.via, node.Name)
-	}
-}
-
-// clear removes the routes this node added.
-func (r *routes) clear() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for name, via := range r.via {
-		_ = ipRoute("del", via[0], "via", via[1])
-		delete(r.via, name)
-	}
-}
-
-func ipRoute(args ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", append([]string{"route"}, args...)...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("ip route %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
-// isLocal reports whether ip is one of this machine's addresses.
-func isLocal(ip string) bool {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return false
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.String() == ip {
-			return true
-		}
-	}
-	return false
 }
 
 // podnetRules masquerade what the node's pods send out of the cluster
