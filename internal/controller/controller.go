@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -32,6 +33,13 @@ type Context struct {
 	// RootCA is the PEM bundle that verifies the API server, which the
 	// root CA publisher hands to pods.
 	RootCA []byte
+	// ClusterCIDR is the range the node IPAM controller gives nodes their
+	// pod CIDRs from, in subnets of NodeCIDRMaskSize bits (0: 24 for
+	// IPv4); without it nodes get none. ReservedPodCIDRs are never given
+	// out (the server's own node's, before that node has registered).
+	ClusterCIDR      netip.Prefix
+	NodeCIDRMaskSize int
+	ReservedPodCIDRs []netip.Prefix
 }
 
 // Controller is one control loop; Run blocks until ctx is done.

@@ -13,9 +13,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/cache"
-
-	"github.com/lotse/lotse/internal/sim"
 )
+
+// SimulatedLabel marks the Nodes of lotse sim. It is sim.LabelSimulated,
+// which this package cannot import (sim's tests start a server, which
+// imports this package); sim's tests check that the two agree.
+const SimulatedLabel = "node.lotse.dev/simulated"
 
 // VXLAN settings of the overlay between nodes that are not on one L2
 // network: flannel's Linux defaults, so that firewalls already opened for
@@ -66,7 +69,7 @@ func newRoutes(self string, nodeIP netip.Addr, podCIDR netip.Prefix, bridge stri
 
 func (r *routes) set(node *corev1.Node) {
 	// Simulated nodes (lotse sim) run no pods to reach.
-	if node.Name == r.self || node.Spec.PodCIDR == "" || node.Labels[sim.LabelSimulated] == "true" {
+	if node.Name == r.self || node.Spec.PodCIDR == "" || node.Labels[SimulatedLabel] == "true" {
 		return
 	}
 	var ip string

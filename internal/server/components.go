@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,9 +105,18 @@ func (s *Server) startComponents(ctx context.Context, bundle *pki.Bundle) (*sync
 	if err != nil {
 		return &wg, err
 	}
+	// Node IPAM: the server's own node brings its pod CIDR along; the
+	// controller must not give it to a node that joins before that one
+	// has registered, nor while the server runs without its node (it may
+	// be started with it later).
+	var reserved []netip.Prefix
+	if own, err := netip.ParsePrefix(s.cfg.Node.PodCIDR); err == nil {
+		reserved = append(reserved, own)
+	}
 	mgr, err := manager.New(manager.Config{
 		RESTConfig: cfg, Enabled: s.cfg.Controllers, LeaderElect: true, Logger: s.log.With("component", "controller-manager"),
-		Informers: shared,
+		Informers:   shared,
+		ClusterCIDR: netip.MustParsePrefix(ClusterCIDR), ReservedPodCIDRs: reserved,
 	})
 	if err != nil {
 		return &wg, err

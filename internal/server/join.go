@@ -10,27 +10,49 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/lotse/lotse/internal/join"
 	"github.com/lotse/lotse/internal/node"
 	"github.com/lotse/lotse/internal/pki"
-	"github.com/lotse/lotse/internal/storage"
 )
 
-// ClusterCIDR is the range node pod CIDRs (/24 each) come from; the
-// server's own node takes the first unless told otherwise.
+// ClusterCIDR is the range the node IPAM controller gives nodes their pod
+// CIDRs (/24 each) from; the server's own node takes the first unless
+// told otherwise.
 const ClusterCIDR = node.DefaultClusterCIDR
+
+// podCIDRWait bounds how long a join waits for the node IPAM controller.
+const podCIDRWait = 30 * time.Second
 
 // newJoinHandler answers `lotse agent` joins with the token stored in
 // DATA/node-token (created on first start).
-func (s *Server) newJoinHandler(bundle *pki.Bundle, store *storage.Store) (http.Handler, error) {
+func (s *Server) newJoinHandler(bundle *pki.Bundle) (http.Handler, error) {
 	token, err := join.LoadOrCreateToken(filepath.Join(s.cfg.DataDir, "node-token"))
 	if err != nil {
 		return nil, fmt.Errorf("server: node token: %w", err)
 	}
 	s.token = token.String()
 	const validity = 365 * 24 * time.Hour
-	alloc := &podCIDRs{store: store, own: s.cfg.Node.PodCIDR, reserved: map[string]string{}}
+	// The client is made at the first join: the server's address is known
+	// only once it listens.
+	var once sync.Once
+	var client kubernetes.Interface
+	var clientErr error
+	loopback := func() (kubernetes.Interface, error) {
+		once.Do(func() {
+			cfg, err := s.clientConfig(bundle, "system:apiserver")
+			if err != nil {
+				clientErr = err
+				return
+			}
+			client, clientErr = kubernetes.NewForConfig(cfg)
+		})
+		return client, clientErr
+	}
 	return &join.Signer{
 		Token: token,
 		CA:    bundle.CAPEM,
@@ -40,49 +62,37 @@ func (s *Server) newJoinHandler(bundle *pki.Bundle, store *storage.Store) (http.
 		SignServing: func(pub any, name string, dnsNames []string, ips []net.IP) ([]byte, error) {
 			return bundle.SignServingKey(pub, name, dnsNames, ips, validity)
 		},
-		PodCIDR: alloc.forNode,
+		PodCIDR: func(ctx context.Context, name string) (string, error) {
+			cs, err := loopback()
+			if err != nil {
+				return "", err
+			}
+			return podCIDRFor(ctx, cs, name)
+		},
 	}, nil
 }
 
-// podCIDRs hands each node a /24 of ClusterCIDR that no other node has:
-// the one its Node object already carries, or the first free one.
-type podCIDRs struct {
-	store    *storage.Store
-	own      string // the server's own node's
-	mu       sync.Mutex
-	reserved map[string]string // node -> CIDR handed out, maybe not yet registered
-}
-
-func (p *podCIDRs) forNode(ctx context.Context, node string) (string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	res, _ := p.store.Resource(corev1.Resource("nodes"))
-	list, err := res.List(ctx, storage.ListOptions{})
+// podCIDRFor returns a joining node's pod CIDR: the one its Node has, or
+// the one the node IPAM controller gives the Node created here for it.
+// The controller is the one allocator of pod CIDRs; the agent completes
+// the Node (labels, status) when it registers, before it starts pods.
+func podCIDRFor(ctx context.Context, client kubernetes.Interface, name string) (string, error) {
+	nodes := client.CoreV1().Nodes()
+	_, err := nodes.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", fmt.Errorf("registering node %s: %w", name, err)
+	}
+	var cidr string
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, podCIDRWait, true, func(ctx context.Context) (bool, error) {
+		n, err := nodes.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil // transient; the timeout ends it
+		}
+		cidr = n.Spec.PodCIDR
+		return cidr != "", nil
+	})
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("node %s was given no pod CIDR within %v: the nodeipam controller assigns them (is it running?)", name, podCIDRWait)
 	}
-	used := map[string]bool{p.own: true}
-	for _, obj := range list.Items {
-		n := obj.(*corev1.Node)
-		if n.Name == node && n.Spec.PodCIDR != "" {
-			return n.Spec.PodCIDR, nil
-		}
-		used[n.Spec.PodCIDR] = true
-	}
-	if cidr, ok := p.reserved[node]; ok {
-		return cidr, nil
-	}
-	for _, cidr := range p.reserved {
-		used[cidr] = true
-	}
-	_, cluster, _ := net.ParseCIDR(ClusterCIDR)
-	base := cluster.IP.To4()
-	for i := 0; i < 256; i++ {
-		cidr := fmt.Sprintf("%d.%d.%d.0/24", base[0], base[1], i)
-		if !used[cidr] {
-			p.reserved[node] = cidr
-			return cidr, nil
-		}
-	}
-	return "", fmt.Errorf("no free /24 left in %s", ClusterCIDR)
+	return cidr, nil
 }

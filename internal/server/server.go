@@ -310,7 +310,7 @@ func (s *Server) run(ctx context.Context) error {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(bundle.CA)
-	joins, err := s.newJoinHandler(bundle, store)
+	joins, err := s.newJoinHandler(bundle)
 	if err != nil {
 		return err
 	}

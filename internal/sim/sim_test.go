@@ -10,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	testingclock "k8s.io/utils/clock/testing"
+
+	lotsenode "github.com/lotse/lotse/internal/node"
 )
 
 func mustQ(s string) resource.Quantity { return resource.MustParse(s) }
@@ -267,5 +269,12 @@ func TestStripPod(t *testing.T) {
 	}
 	if got, _ := stripPod("tombstone"); got != "tombstone" {
 		t.Errorf("non-pods must pass through")
+	}
+}
+
+// The node agent leaves simulated nodes out of its routes by this label.
+func TestNodesKnowTheSimulatedLabel(t *testing.T) {
+	if lotsenode.SimulatedLabel != LabelSimulated {
+		t.Errorf("lotsenode.SimulatedLabel = %q, sim.LabelSimulated = %q", lotsenode.SimulatedLabel, LabelSimulated)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/lotse/lotse/internal/controller/garbagecollector"
 	"github.com/lotse/lotse/internal/controller/job"
 	"github.com/lotse/lotse/internal/controller/namespace"
+	"github.com/lotse/lotse/internal/controller/nodeipam"
 	"github.com/lotse/lotse/internal/controller/nodelifecycle"
 	"github.com/lotse/lotse/internal/controller/persistentvolume"
 	"github.com/lotse/lotse/internal/controller/podautoscaler"
@@ -35,6 +36,7 @@ var Controllers = map[string]controller.Constructor{
 	"horizontalpodautoscaling": podautoscaler.New,
 	"job":                      job.New,
 	"namespace":                namespace.New,
+	"nodeipam":                 nodeipam.New,
 	"nodelifecycle":            nodelifecycle.New,
 	"persistentvolume-binder":  persistentvolume.New,
 	"podgc":                    podgc.New,

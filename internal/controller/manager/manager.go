@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"slices"
 	"sort"
@@ -42,6 +43,11 @@ type Config struct {
 	// RootCA is the CA bundle published as kube-root-ca.crt; by default
 	// the certificate authority of RESTConfig.
 	RootCA []byte
+	// ClusterCIDR, NodeCIDRMaskSize and ReservedPodCIDRs configure node
+	// IPAM (controller.Context says how).
+	ClusterCIDR      netip.Prefix
+	NodeCIDRMaskSize int
+	ReservedPodCIDRs []netip.Prefix
 }
 
 // Manager runs the selected controllers.
@@ -173,6 +179,7 @@ func (m *Manager) runControllers(ctx context.Context) error {
 	cctx := &controller.Context{
 		Client: client, Metadata: meta, Informers: factory,
 		Logger: m.cfg.Logger, Clock: m.cfg.Clock, RootCA: m.cfg.RootCA,
+		ClusterCIDR: m.cfg.ClusterCIDR, NodeCIDRMaskSize: m.cfg.NodeCIDRMaskSize, ReservedPodCIDRs: m.cfg.ReservedPodCIDRs,
 	}
 	var controllers []controller.Controller
 	for _, name := range m.names {

@@ -7,7 +7,7 @@ import (
 
 func TestSelect(t *testing.T) {
 	all := []string{"cronjob", "daemonset", "deployment", "disruption", "endpointslice", "endpointslicemirroring", "garbagecollector", "horizontalpodautoscaling", "job", "namespace",
-		"nodelifecycle", "persistentvolume-binder", "podgc", "replicaset", "root-ca-cert-publisher", "serviceaccount", "serviceaccount-token", "servicelb", "statefulset"}
+		"nodeipam", "nodelifecycle", "persistentvolume-binder", "podgc", "replicaset", "root-ca-cert-publisher", "serviceaccount", "serviceaccount-token", "servicelb", "statefulset"}
 	allBut := func(name string) []string {
 		var out []string
 		for _, n := range all {
