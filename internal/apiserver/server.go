@@ -94,7 +94,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.ServiceCIDR = DefaultServiceCIDR
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, reg: cfg.Registry, store: cfg.Store, fieldManagers: newFieldManagers(cfg.Registry)}
-	virtual := []virtualGroupVersion{{GV: authenticationGV, Resources: authenticationResources}}
+	virtual := []virtualGroupVersion{{GV: authenticationGV, Resources: authenticationResources},
+		{GV: authorizationGV, Resources: authorizationResources}}
 	if cfg.NodeTransport != nil {
 		virtual = append(virtual, virtualGroupVersion{GV: metricsGV, Resources: metricsResources})
 	}
@@ -169,6 +170,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(s.cfg.Tokens.JWKS())
 	case strings.HasPrefix(path, "/apis/"+authenticationGV.String()+"/"):
 		s.serveAuthentication(w, r)
+	case strings.HasPrefix(path, "/apis/"+authorizationGV.String()+"/"):
+		s.serveAuthorization(w, r)
 	case path == "/api" || path == "/api/" || path == "/apis" || path == "/apis/":
 		s.discovery.serveRoot(s, w, r)
 	case s.cfg.NodeTransport != nil && strings.HasPrefix(path, "/apis/"+metricsGV.String()+"/"):
