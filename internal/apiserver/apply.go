@@ -28,12 +28,12 @@ import (
 // (the one kube-apiserver uses) over the OpenAPI schemas lotse serves.
 //
 // Where lotse differs: objects start recording managedFields when they are
-// first applied. Plain creates and updates of objects nobody has applied
-// record nothing (upstream records them always), so the write path of
-// ordinary objects pays nothing for field tracking. The first apply to
-// such an object gives the fields it already has to a manager named
-// "before-first-apply", as upstream's field manager does for objects
-// without managedFields.
+// first applied, or created by kubectl's client-side apply (trackCreate).
+// Other creates and updates of objects nobody has applied record nothing
+// (upstream records them always), so the write path of ordinary objects
+// pays nothing for field tracking. The first apply to such an object gives
+// the fields it already has to a manager named "before-first-apply", as
+// upstream's field manager does for objects without managedFields.
 
 // fieldManagers builds the field manager of each kind and subresource the
 // first time one is needed: the type converter reads every served schema,
@@ -60,7 +60,7 @@ func newFieldManagers(reg *registry.Registry) *fieldManagers {
 }
 
 // get returns the field manager for writes of kind through subresource
-// ("" or "status").
+// ("" for the object itself).
 func (f *fieldManagers) get(kind *registry.Kind, subresource string) (*managedfields.FieldManager, error) {
 	f.once.Do(func() {
 		schemas, err := openapi.TypeSchemas(f.reg)

@@ -76,6 +76,12 @@ func TestClusterInfo(t *testing.T) {
 		r = k.okR(t, "api-versions")
 		wantContains(t, r, "\n"+r.stdout, "\nv1\n", "\napps/v1\n", "\nbatch/v1\n")
 	})
+	t.Run("auth can-i", func(t *testing.T) {
+		r := k.okR(t, "auth", "can-i", "create", "deployments", "-n", "default")
+		wantLines(t, r, r.stdout, "yes")
+		r = k.okR(t, "auth", "can-i", "--list", "-n", "default")
+		wantContains(t, r, r.stdout, "*.*")
+	})
 	t.Run("explain", func(t *testing.T) {
 		r := k.okR(t, "explain", "deployment.spec.strategy")
 		checkExplainStrategy(t, r)
