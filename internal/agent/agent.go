@@ -56,7 +56,13 @@ type Config struct {
 	// StatusInterval is how often the node status is checked and the
 	// Lease renewed; default 10 s.
 	StatusInterval time.Duration
-	Log            *slog.Logger
+	// ContainerLogMaxSize is the size at which a container's log is
+	// rotated (default 10Mi), ContainerLogMaxFiles how many files of it
+	// are kept, the current one included (default 5), as the kubelet's
+	// containerLogMaxSize and containerLogMaxFiles.
+	ContainerLogMaxSize  int64
+	ContainerLogMaxFiles int
+	Log                  *slog.Logger
 }
 
 // Agent runs one node.
@@ -105,6 +111,13 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.StatusInterval <= 0 {
 		cfg.StatusInterval = 10 * time.Second
+	}
+	if cfg.ContainerLogMaxSize <= 0 {
+		cfg.ContainerLogMaxSize = defaultContainerLogMaxSize
+	}
+	if cfg.ContainerLogMaxFiles < 2 {
+		// Upstream refuses fewer than 2: the current file and one rotated.
+		cfg.ContainerLogMaxFiles = defaultContainerLogMaxFile
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -184,6 +197,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.relistLoop)
 	run(a.metricsLoop)
 	run(a.watchLocalPaths)
+	run(a.logRotateLoop)
 	run(func(ctx context.Context) { a.serve(ctx, ln) })
 	<-ctx.Done()
 	factory.Shutdown()

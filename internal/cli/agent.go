@@ -41,12 +41,18 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&endpoint, "container-runtime-endpoint", "", "CRI endpoint of a container runtime you run (default: lotse runs containerd itself)")
 	fs.StringVar(&bridge, "cni-bridge", node.DefaultBridge, "Linux bridge the pods attach to")
 	fs.IntVar(&port, "agent-port", node.DefaultPort, "port of the node agent's API (0 picks a free one)")
+	var logFiles int
+	logSize := containerLogFlags(fs, &logFiles)
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	maxLogSize, err := parseLogSize(*logSize, logFiles)
+	if err != nil {
+		return err
 	}
 	if serverURL == "" {
 		return errors.New("--server is required")
@@ -99,7 +105,7 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	return node.Run(ctx, node.Config{
 		Name: nodeName, Dir: dataDir, API: api, RuntimeEndpoint: endpoint, SandboxImage: images.PauseRef,
 		PodCIDR: creds.PodCIDR, Bridge: bridge, NodeIP: ip, Port: port, ServingCert: serving, ClientCAs: pool,
-		Version: server.Version.GitVersion, Log: log,
+		Version: server.Version.GitVersion, Log: log, ContainerLogMaxSize: maxLogSize, ContainerLogMaxFiles: logFiles,
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"log/slog"
 	"net"
 	"os"
@@ -120,6 +121,7 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Node.PodCIDR, "pod-cidr", "10.42.0.0/24", "pod addresses of this machine's node")
 	fs.StringVar(&cfg.Node.Bridge, "cni-bridge", "lotse0", "Linux bridge the pods of this machine's node attach to")
 	fs.IntVar(&cfg.Node.Port, "agent-port", 10250, "port of the node agent's API (-1 picks a free one)")
+	logSize := containerLogFlags(fs, &cfg.Node.ContainerLogMaxFiles)
 	fs.StringSliceVar(&cfg.Controllers, "controllers", []string{"*"}, "controllers to run: * for all, name to enable, -name to disable")
 	fs.BoolVar(&cfg.Profiling, "profiling", true, "serve Go profiles at /debug/pprof/ to members of system:masters")
 	fs.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler")
@@ -136,6 +138,11 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	if cfg.EventTTL <= 0 {
 		return fmt.Errorf("--event-ttl must be positive, not %v", cfg.EventTTL)
 	}
+	maxLogSize, err := parseLogSize(*logSize, cfg.Node.ContainerLogMaxFiles)
+	if err != nil {
+		return err
+	}
+	cfg.Node.ContainerLogMaxSize = maxLogSize
 	cfg.EtcdServers, cfg.TLSSANs = etcdServers, sans
 	if nodeIP != "" {
 		if cfg.Node.IP = net.ParseIP(nodeIP); cfg.Node.IP == nil {
@@ -169,4 +176,23 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	}
 	<-srv.StopNotify()
 	return srv.Err()
+}
+
+// containerLogFlags registers --container-log-max-size (returned, parsed
+// by parseLogSize) and --container-log-max-files, the kubelet's settings.
+func containerLogFlags(fs *pflag.FlagSet, files *int) *string {
+	fs.IntVar(files, "container-log-max-files", 5, "container log files kept per container, the current one included (at least 2)")
+	return fs.String("container-log-max-size", "10Mi", "size at which a container's log is rotated")
+}
+
+// parseLogSize reads --container-log-max-size and checks both flags.
+func parseLogSize(size string, files int) (int64, error) {
+	q, err := resource.ParseQuantity(size)
+	if err != nil || q.Value() <= 0 {
+		return 0, fmt.Errorf("--container-log-max-size %q is not a positive quantity such as 10Mi", size)
+	}
+	if files < 2 {
+		return 0, fmt.Errorf("--container-log-max-files must be at least 2, not %d", files)
+	}
+	return q.Value(), nil
 }

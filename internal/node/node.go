@@ -50,6 +50,10 @@ type Config struct {
 	Labels    map[string]string
 	Version   string
 	Log       *slog.Logger
+	// ContainerLogMaxSize and ContainerLogMaxFiles limit each container's
+	// logs (agent.Config says how; zero means the defaults).
+	ContainerLogMaxSize  int64
+	ContainerLogMaxFiles int
 }
 
 // Run brings the node up and keeps it running until ctx ends.
@@ -124,6 +128,7 @@ func Run(ctx context.Context, cfg Config) error {
 		ClusterDNS: []string{ClusterDNS},
 		NodeName:   cfg.Name, Client: client, Runtime: conn, Dir: cfg.Dir, PodCIDR: cfg.PodCIDR, NodeIP: cfg.NodeIP,
 		Labels: cfg.Labels, Version: cfg.Version, Port: cfg.Port, ServingCert: cfg.ServingCert, ClientCAs: cfg.ClientCAs,
+		ContainerLogMaxSize: cfg.ContainerLogMaxSize, ContainerLogMaxFiles: cfg.ContainerLogMaxFiles,
 		Log: cfg.Log.With("component", "agent"),
 	})
 	if err != nil {

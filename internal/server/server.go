@@ -106,6 +106,10 @@ type NodeConfig struct {
 	RuntimeEndpoint string
 	PodCIDR         string
 	Bridge          string
+	// ContainerLogMaxSize and ContainerLogMaxFiles limit each container's
+	// logs (zero: 10Mi and 5 files).
+	ContainerLogMaxSize  int64
+	ContainerLogMaxFiles int
 }
 
 // Server is a running control plane.
