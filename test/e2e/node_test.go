@@ -37,7 +37,9 @@ func TestNode(t *testing.T) {
 	}
 	dataDir := filepath.Join(t.TempDir(), "data")
 	ports := pickNetworkPorts(t)
-	srv, err := startNodeServer(bin, dataDir, ports.args()...)
+	// Small container logs, so that the log rotation test fills one fast.
+	logLimits := []string{"--container-log-max-size", "16Ki", "--container-log-max-files", "2"}
+	srv, err := startNodeServer(bin, dataDir, append(ports.args(), logLimits...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,6 +266,36 @@ spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 10Mi}}}
 			t.Errorf("delete with a 2s grace period took %v", d)
 		}
 		k.fails(t, n("get", "pod", "logger")...)
+	})
+
+	t.Run("log rotation", func(t *testing.T) {
+		// ~200 bytes ten times a second: over 16Ki within 10 s.
+		k.ok(t, n("run", "chatty", "--image=busybox:1.36", "--", "sh", "-c",
+			`i=0; while true; do echo "line $i $(printf '%0190d' 0)"; i=$((i+1)); sleep 0.1; done`)...)
+		waitRunning(t, k, "chatty")
+		follow := k.start(t, n("logs", "-f", "chatty")...)
+		defer follow.stop()
+		logs := filepath.Join(srv.DataDir, "agent", "logs")
+		files := func() []string {
+			m, _ := filepath.Glob(filepath.Join(logs, "node_chatty_*", "chatty", "0.log*"))
+			return m
+		}
+		waitFor(t, 60*time.Second, "a rotated log", func() (bool, string) { return len(files()) == 2, fmt.Sprint(files()) })
+		// The follower moves on to the new file: a line written after the
+		// rotation reaches it.
+		last := strings.Count(follow.stdout.String(), "\n")
+		follow.waitFor(t, "lines after the rotation", func(s string) bool { return strings.Count(s, "\n") > last+20 })
+		// Two rotations later there are still two files: the current one
+		// and the newest rotated.
+		first := files()
+		waitFor(t, 60*time.Second, "another rotation", func() (bool, string) {
+			now := files()
+			return len(now) == 2 && !slices.Equal(now, first), fmt.Sprint(now)
+		})
+		if got := files(); len(got) > 2 {
+			t.Errorf("log files kept: %v, want at most 2", got)
+		}
+		k.ok(t, n("delete", "pod", "chatty", "--grace-period=0", "--force")...)
 	})
 
 	t.Run("crash loop and OOM kill", func(t *testing.T) {
