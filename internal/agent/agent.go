@@ -62,7 +62,10 @@ type Config struct {
 	// containerLogMaxSize and containerLogMaxFiles.
 	ContainerLogMaxSize  int64
 	ContainerLogMaxFiles int
-	Log                  *slog.Logger
+	// SandboxImage is the pods' sandbox image, which image garbage
+	// collection keeps.
+	SandboxImage string
+	Log          *slog.Logger
 }
 
 // Agent runs one node.
@@ -85,6 +88,7 @@ type Agent struct {
 	// tokens caches projected service account tokens (pod UID/...).
 	tokens  map[string]cachedToken
 	probes  *probeManager
+	imageGC imageGC
 	metrics sampler
 	// recorder sends events; nil until Run starts it.
 	recorder record.EventRecorder
@@ -136,6 +140,7 @@ func New(cfg Config) (*Agent, error) {
 		tokens:  map[string]cachedToken{},
 	}
 	a.probes = newProbeManager(a)
+	a.imageGC.diskUsage = a.imageDiskUsage
 	return a, nil
 }
 
@@ -198,6 +203,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.metricsLoop)
 	run(a.watchLocalPaths)
 	run(a.logRotateLoop)
+	run(a.imageGCLoop)
 	run(func(ctx context.Context) { a.serve(ctx, ln) })
 	<-ctx.Done()
 	factory.Shutdown()

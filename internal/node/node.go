@@ -128,7 +128,7 @@ func Run(ctx context.Context, cfg Config) error {
 		ClusterDNS: []string{ClusterDNS},
 		NodeName:   cfg.Name, Client: client, Runtime: conn, Dir: cfg.Dir, PodCIDR: cfg.PodCIDR, NodeIP: cfg.NodeIP,
 		Labels: cfg.Labels, Version: cfg.Version, Port: cfg.Port, ServingCert: cfg.ServingCert, ClientCAs: cfg.ClientCAs,
-		ContainerLogMaxSize: cfg.ContainerLogMaxSize, ContainerLogMaxFiles: cfg.ContainerLogMaxFiles,
+		ContainerLogMaxSize: cfg.ContainerLogMaxSize, ContainerLogMaxFiles: cfg.ContainerLogMaxFiles, SandboxImage: cfg.SandboxImage,
 		Log: cfg.Log.With("component", "agent"),
 	})
 	if err != nil {
