@@ -178,9 +178,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveMetrics(w, r)
 	case strings.HasPrefix(path, "/openapi/") && s.cfg.OpenAPI != nil:
 		s.cfg.OpenAPI.ServeHTTP(w, r)
+	case path == "/metrics":
+		prometheusMetrics.ServeHTTP(w, r)
 	default:
 		if info, ok := parseResourcePath(r); ok {
-			s.serveResource(w, r, info)
+			instrumented(w, r, info, func(w http.ResponseWriter) { s.serveResource(w, r, info) })
 			return
 		}
 		if s.discovery.serveGroup(s, w, r) {
