@@ -393,6 +393,45 @@ func TestKernel(t *testing.T) {
 	_ = discovery.AddressTypeIPv4
 }
 
+// TestKernelLoadBalancerSourceRanges checks the firewall of
+// loadBalancerSourceRanges: traffic to the load balancer IP from outside
+// the ranges is dropped, from inside them DNATed, and a change of the
+// ranges applies to new connections.
+func TestKernelLoadBalancerSourceRanges(t *testing.T) {
+	requireRoot(t)
+	node, outside := newNode(t)
+	pod1 := addPod(t, node, "p1", "10.42.0.2")
+	pod2 := addPod(t, node, "p2", "10.42.0.3")
+	startServer(t, pod1, ":8080")
+	sh(t, "ip", "-n", outside, "route", "add", "198.51.100.9", "via", "192.168.77.1")
+
+	lb := testService(func(s *v1.Service) {
+		s.Spec.Type = v1.ServiceTypeLoadBalancer
+		s.Spec.Ports[0].NodePort = 30081
+		s.Spec.LoadBalancerSourceRanges = []string{"192.168.77.0/24"}
+		s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "198.51.100.9"}}
+	})
+	slice := testSlice("ns", "web", "web-1", 8080, readyEp("10.42.0.2", "node"))
+	client, _ := startProxy(t, Config{NodeName: "node", Run: nftIn(node), Table: "lotse-test",
+		MinSyncInterval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}, lb, slice)
+
+	dropped := func(s string) bool { return strings.HasPrefix(s, "error:") && !refused(s) }
+	eventually(t, outside, "198.51.100.9:80", is("10.42.0.1"), "outside, in the ranges, to the LB IP")
+	eventually(t, pod2, "198.51.100.9:80", dropped, "pod, outside the ranges, to the LB IP")
+	// The NodePort is not limited, as upstream.
+	eventually(t, pod2, "192.168.77.1:30081", is("10.42.0.1"), "pod to the NodePort")
+
+	lb.Spec.LoadBalancerSourceRanges = []string{"10.42.0.0/16"}
+	update(t, client.CoreV1().Services("ns").Update, lb)
+	eventually(t, pod2, "198.51.100.9:80", is("10.42.0.1"), "pod, now in the ranges, to the LB IP")
+	eventually(t, outside, "198.51.100.9:80", dropped, "outside, now outside the ranges, to the LB IP")
+
+	// Without ranges the load balancer IP is open to all.
+	lb.Spec.LoadBalancerSourceRanges = nil
+	update(t, client.CoreV1().Services("ns").Update, lb)
+	eventually(t, outside, "198.51.100.9:80", is("10.42.0.1"), "outside to the LB IP without ranges")
+}
+
 // conntrackIn is a Config.ClearConntrack that works in netns ns.
 func conntrackIn(t testing.TB, ns string) func(context.Context, []ConntrackFilter) (int, error) {
 	t.Helper()

@@ -27,7 +27,10 @@ func writeBase(w *strings.Builder, table string, nodeIPs []netip.Addr, clusterCI
 	fmt.Fprintf(w, "add chain %s %s { type filter hook input priority -110; policy accept; }\n", t, chainFilterInput)
 	fmt.Fprintf(w, "add chain %s %s { type filter hook forward priority -110; policy accept; }\n", t, chainFilterForward)
 	fmt.Fprintf(w, "add chain %s %s { type filter hook output priority -90; policy accept; }\n", t, chainFilterOutput)
-	for _, c := range []string{chainServices, chainEndpointsCheck, chainMarkMasq, chainMasquerading, chainReject} {
+	// The firewall of loadBalancerSourceRanges runs before DNAT (dstnat
+	// - 10), while the destination is still the load balancer IP.
+	fmt.Fprintf(w, "add chain %s %s { type filter hook prerouting priority -110; policy accept; }\n", t, chainFilterPrerouting)
+	for _, c := range []string{chainServices, chainEndpointsCheck, chainFirewallCheck, chainMarkMasq, chainMasquerading, chainReject} {
 		fmt.Fprintf(w, "add chain %s %s\n", t, c)
 	}
 	fmt.Fprintf(w, "add map %s %s { type ipv4_addr . inet_proto . inet_service : verdict; }\n", t, mapServiceIPs)
@@ -35,6 +38,7 @@ func writeBase(w *strings.Builder, table string, nodeIPs []netip.Addr, clusterCI
 	fmt.Fprintf(w, "add map %s %s { type inet_proto . inet_service : verdict; }\n", t, mapServiceNodePorts)
 	fmt.Fprintf(w, "add map %s %s { type ipv4_addr . inet_proto . inet_service : verdict; }\n", t, mapNoEndpointServices)
 	fmt.Fprintf(w, "add map %s %s { type inet_proto . inet_service : verdict; }\n", t, mapNoEndpointNodePorts)
+	fmt.Fprintf(w, "add map %s %s { type ipv4_addr . inet_proto . inet_service : verdict; }\n", t, mapFirewallIPs)
 	// An entry is needed only by the packet that adds it, so entries
 	// expire soon. The size bounds memory: only while over 65536 distinct
 	// endpoints get new connections within 10s can a hairpin be missed.
@@ -77,6 +81,8 @@ func writeBase(w *strings.Builder, table string, nodeIPs []netip.Addr, clusterCI
 	for _, c := range []string{chainFilterInput, chainFilterForward, chainFilterOutput} {
 		rule(c, "ct state new jump "+chainEndpointsCheck)
 	}
+	rule(chainFilterPrerouting, "ct state new jump "+chainFirewallCheck)
+	rule(chainFirewallCheck, "ip daddr . meta l4proto . th dport vmap @"+mapFirewallIPs)
 	rule(chainEndpointsCheck, "ip daddr . meta l4proto . th dport vmap @"+mapNoEndpointServices)
 	rule(chainEndpointsCheck, nodeMatch+" meta l4proto . th dport vmap @"+mapNoEndpointNodePorts)
 	// Plain reject: ICMP port unreachable, which TCP clients see as

@@ -5,7 +5,9 @@ import (
 	"encoding/base32"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
@@ -13,24 +15,29 @@ import (
 
 // Names of the objects every table has. They are written on full syncs only.
 const (
-	chainNatPrerouting  = "nat-prerouting"
-	chainNatOutput      = "nat-output"
-	chainNatPostrouting = "nat-postrouting"
-	chainFilterInput    = "filter-input"
-	chainFilterForward  = "filter-forward"
-	chainFilterOutput   = "filter-output"
-	chainServices       = "services"
-	chainEndpointsCheck = "endpoints-check"
-	chainMarkMasq       = "mark-for-masquerade"
-	chainMasquerading   = "masquerading"
-	chainReject         = "reject-chain"
+	chainNatPrerouting    = "nat-prerouting"
+	chainNatOutput        = "nat-output"
+	chainNatPostrouting   = "nat-postrouting"
+	chainFilterInput      = "filter-input"
+	chainFilterForward    = "filter-forward"
+	chainFilterOutput     = "filter-output"
+	chainFilterPrerouting = "filter-prerouting"
+	chainFirewallCheck    = "firewall-check"
+	chainServices         = "services"
+	chainEndpointsCheck   = "endpoints-check"
+	chainMarkMasq         = "mark-for-masquerade"
+	chainMasquerading     = "masquerading"
+	chainReject           = "reject-chain"
 
 	mapServiceIPs          = "service-ips" // cluster IPs only
 	mapExternalIPs         = "external-ips"
 	mapServiceNodePorts    = "service-nodeports"
 	mapNoEndpointServices  = "no-endpoint-services"
 	mapNoEndpointNodePorts = "no-endpoint-nodeports"
-	setNodePortIPs         = "nodeport-ips"
+	// mapFirewallIPs sends traffic to a LoadBalancer IP of a Service with
+	// loadBalancerSourceRanges to the chain that drops other sources.
+	mapFirewallIPs = "firewall-ips"
+	setNodePortIPs = "nodeport-ips"
 	// setHairpin finds hairpin connections: a connection whose source
 	// equals its DNATed destination is a pod reaching itself through a
 	// Service, and must be masqueraded or the reply would skip un-DNAT.
@@ -170,6 +177,49 @@ func ipv4ClusterIP(svc *v1.Service) netip.Addr {
 		}
 	}
 	return netip.Addr{}
+}
+
+// lbSourceRanges are the IPv4 prefixes a LoadBalancer Service accepts
+// traffic to its load balancer IPs from: spec.loadBalancerSourceRanges, or
+// upstream's older annotation when the field is empty. ok is false when
+// the Service does not limit its sources.
+func lbSourceRanges(svc *v1.Service) (ranges []netip.Prefix, ok bool) {
+	if svc.Spec.Type != v1.ServiceTypeLoadBalancer {
+		return nil, false
+	}
+	given := svc.Spec.LoadBalancerSourceRanges
+	if len(given) == 0 {
+		if a := svc.Annotations[v1.AnnotationLoadBalancerSourceRangesKey]; strings.TrimSpace(a) != "" {
+			given = strings.Split(a, ",")
+		}
+	}
+	if len(given) == 0 {
+		return nil, false
+	}
+	for _, s := range given {
+		if p, err := netip.ParsePrefix(strings.TrimSpace(s)); err == nil && p.Addr().Is4() {
+			ranges = append(ranges, p.Masked())
+		}
+	}
+	return ranges, true
+}
+
+// lbIngressAddrs are the IPv4 load balancer IPs of a LoadBalancer Service
+// that traffic reaches directly (ipMode VIP).
+func lbIngressAddrs(svc *v1.Service) []netip.Addr {
+	var out []netip.Addr
+	if svc.Spec.Type != v1.ServiceTypeLoadBalancer {
+		return nil
+	}
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		if ing.IPMode != nil && *ing.IPMode == v1.LoadBalancerIPModeProxy {
+			continue
+		}
+		if a, err := netip.ParseAddr(ing.IP); err == nil && a.Is4() && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // externalAddrs are the IPv4 addresses, besides node addresses, on which the
@@ -440,6 +490,25 @@ func (b *builder) servicePort(r *serviceRules, svc *v1.Service, clusterIP netip.
 		}
 		if nodePort > 0 {
 			r.elem(mapServiceNodePorts, npKey, "goto "+extChain)
+		}
+	}
+
+	// loadBalancerSourceRanges: traffic to a load balancer IP from other
+	// sources is dropped before it is DNATed (as upstream, the NodePort
+	// and external IPs are not limited).
+	if ranges, ok := lbSourceRanges(svc); ok && external && hasEndpoints {
+		fwChain := hashName("fw-", portKey)
+		rule := "drop" // no usable range: nothing is let in
+		if len(ranges) > 0 {
+			rs := make([]string, len(ranges))
+			for i, p := range ranges {
+				rs[i] = p.String()
+			}
+			rule = "ip saddr != { " + strings.Join(rs, ", ") + " } drop"
+		}
+		r.chains[fwChain] = []string{rule}
+		for _, a := range lbIngressAddrs(svc) {
+			r.elem(mapFirewallIPs, ipKey(a, sp.Port), "goto "+fwChain)
 		}
 	}
 
