@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // The addresses of the Services every cluster has, fixed within the
@@ -58,44 +61,58 @@ func clusterServices(apiPort, dnsPort int) []clusterService {
 	return svcs
 }
 
-// keepClusterServices writes the cluster Services and this server's
-// address in their endpoints now and every 10 s (as upstream's endpoint
-// reconciler), and takes the address out again when ctx ends. Addresses
-// other servers wrote are kept; a server that dies without stopping
-// leaves its address behind until someone removes it.
-func (s *Server) keepClusterServices(ctx context.Context, client kubernetes.Interface, addr net.IP, apiPort, dnsPort int) {
+// clusterServicesInterval is how often the cluster Services are
+// reconciled (upstream's endpoint reconciler: 10 s).
+var clusterServicesInterval = 10 * time.Second
+
+// keepClusterServices writes the cluster Services now and every
+// clusterServicesInterval, with the addresses of the servers that serve
+// them as their endpoints, and takes this server's address out again when
+// ctx ends. Each server keeps its address alive in etcd on a lease
+// (endpointLeases); a server that dies stops renewing it, and the others
+// drop its address once the lease expires, as upstream's "lease" endpoint
+// reconciler does.
+func (s *Server) keepClusterServices(ctx context.Context, client kubernetes.Interface, leases *endpointLeases, apiPort, dnsPort int) {
 	svcs := clusterServices(apiPort, dnsPort)
 	for {
+		if err := leases.renew(ctx, svcs); err != nil && ctx.Err() == nil {
+			s.log.Warn("renewing this server's endpoint lease", "err", err)
+		}
 		for _, cs := range svcs {
-			if err := cs.reconcile(ctx, client, addr.String(), true); err != nil && ctx.Err() == nil {
+			addrs, err := leases.live(ctx, cs)
+			if err == nil {
+				err = cs.reconcile(ctx, client, addrs)
+			}
+			if err != nil && ctx.Err() == nil {
 				s.log.Warn("keeping a cluster service", "service", cs.namespace+"/"+cs.name, "err", err)
 			}
 		}
 		select {
 		case <-ctx.Done():
 			stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			leases.release(stop)
 			for _, cs := range svcs {
-				_ = cs.reconcile(stop, client, addr.String(), false)
+				if addrs, err := leases.live(stop, cs); err == nil {
+					_ = cs.reconcile(stop, client, addrs)
+				}
 			}
 			cancel()
 			return
-		case <-time.After(10 * time.Second):
+		case <-time.After(clusterServicesInterval):
 		}
 	}
 }
 
-// reconcile makes the Service, its Endpoints and its EndpointSlice hold
-// addr (or, with present false, no longer hold it).
-func (cs clusterService) reconcile(ctx context.Context, client kubernetes.Interface, addr string, present bool) error {
-	if present {
-		if err := cs.ensureService(ctx, client); err != nil {
-			return err
-		}
-	}
-	if err := cs.ensureEndpoints(ctx, client, addr, present); err != nil {
+// reconcile makes the Service exist and its Endpoints and EndpointSlice
+// hold exactly addrs.
+func (cs clusterService) reconcile(ctx context.Context, client kubernetes.Interface, addrs []string) error {
+	if err := cs.ensureService(ctx, client); err != nil {
 		return err
 	}
-	return cs.ensureSlice(ctx, client, addr, present)
+	if err := cs.ensureEndpoints(ctx, client, addrs); err != nil {
+		return err
+	}
+	return cs.ensureSlice(ctx, client, addrs)
 }
 
 func (cs clusterService) ensureService(ctx context.Context, client kubernetes.Interface) error {
@@ -129,25 +146,23 @@ func servicePortsEqual(a, b []corev1.ServicePort) bool {
 	})
 }
 
-// withAddress returns addrs with addr added or removed, sorted.
-func withAddress(addrs []string, addr string, present bool) []string {
-	addrs = slices.DeleteFunc(slices.Clone(addrs), func(a string) bool { return a == addr })
-	if present {
-		addrs = append(addrs, addr)
-	}
-	slices.Sort(addrs)
-	return addrs
-}
-
-func (cs clusterService) ensureEndpoints(ctx context.Context, client kubernetes.Interface, addr string, present bool) error {
+func (cs clusterService) ensureEndpoints(ctx context.Context, client kubernetes.Interface, addrs []string) error {
 	var ports []corev1.EndpointPort
 	for _, p := range cs.ports {
 		ports = append(ports, corev1.EndpointPort{Name: p.Name, Protocol: p.Protocol, Port: p.TargetPort.IntVal})
 	}
+	var subsets []corev1.EndpointSubset
+	if len(addrs) > 0 {
+		sub := corev1.EndpointSubset{Ports: ports}
+		for _, a := range addrs {
+			sub.Addresses = append(sub.Addresses, corev1.EndpointAddress{IP: a})
+		}
+		subsets = []corev1.EndpointSubset{sub}
+	}
 	eps := client.CoreV1().Endpoints(cs.namespace)
 	cur, err := eps.Get(ctx, cs.name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		if !present {
+		if len(addrs) == 0 {
 			return nil
 		}
 		// The keeper writes the EndpointSlice itself: the mirroring
@@ -157,33 +172,12 @@ func (cs clusterService) ensureEndpoints(ctx context.Context, client kubernetes.
 			labels = map[string]string{}
 		}
 		labels[discoveryv1.LabelSkipMirror] = "true"
-		_, err = eps.Create(ctx, &corev1.Endpoints{
-			ObjectMeta: metav1.ObjectMeta{Name: cs.name, Labels: labels},
-			Subsets:    []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: addr}}, Ports: ports}},
-		}, metav1.CreateOptions{})
+		_, err = eps.Create(ctx, &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: cs.name, Labels: labels}, Subsets: subsets},
+			metav1.CreateOptions{})
 		return err
 	}
 	if err != nil {
 		return err
-	}
-	var have []string
-	for _, sub := range cur.Subsets {
-		// Addresses published with other ports are from an older
-		// configuration; only this server's address is known to be live.
-		if equality.Semantic.DeepEqual(sub.Ports, ports) {
-			for _, a := range sub.Addresses {
-				have = append(have, a.IP)
-			}
-		}
-	}
-	want := withAddress(have, addr, present)
-	var subsets []corev1.EndpointSubset
-	if len(want) > 0 {
-		sub := corev1.EndpointSubset{Ports: ports}
-		for _, a := range want {
-			sub.Addresses = append(sub.Addresses, corev1.EndpointAddress{IP: a})
-		}
-		subsets = []corev1.EndpointSubset{sub}
 	}
 	if equality.Semantic.DeepEqual(cur.Subsets, subsets) && cur.Labels[discoveryv1.LabelSkipMirror] == "true" {
 		return nil
@@ -197,23 +191,20 @@ func (cs clusterService) ensureEndpoints(ctx context.Context, client kubernetes.
 	return err
 }
 
-func (cs clusterService) ensureSlice(ctx context.Context, client kubernetes.Interface, addr string, present bool) error {
+func (cs clusterService) ensureSlice(ctx context.Context, client kubernetes.Interface, addrs []string) error {
 	var ports []discoveryv1.EndpointPort
 	for _, p := range cs.ports {
 		ports = append(ports, discoveryv1.EndpointPort{Name: ptr.To(p.Name), Protocol: ptr.To(p.Protocol), Port: ptr.To(p.TargetPort.IntVal)})
 	}
-	build := func(addrs []string) []discoveryv1.Endpoint {
-		var out []discoveryv1.Endpoint
-		for _, a := range addrs {
-			out = append(out, discoveryv1.Endpoint{Addresses: []string{a}, Conditions: discoveryv1.EndpointConditions{
-				Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)}})
-		}
-		return out
+	var endpoints []discoveryv1.Endpoint
+	for _, a := range addrs {
+		endpoints = append(endpoints, discoveryv1.Endpoint{Addresses: []string{a}, Conditions: discoveryv1.EndpointConditions{
+			Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)}})
 	}
 	api := client.DiscoveryV1().EndpointSlices(cs.namespace)
 	cur, err := api.Get(ctx, cs.name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		if !present {
+		if len(addrs) == 0 {
 			return nil
 		}
 		labels := map[string]string{discoveryv1.LabelServiceName: cs.name}
@@ -222,24 +213,85 @@ func (cs clusterService) ensureSlice(ctx context.Context, client kubernetes.Inte
 		}
 		_, err = api.Create(ctx, &discoveryv1.EndpointSlice{
 			ObjectMeta:  metav1.ObjectMeta{Name: cs.name, Labels: labels},
-			AddressType: discoveryv1.AddressTypeIPv4, Endpoints: build([]string{addr}), Ports: ports,
+			AddressType: discoveryv1.AddressTypeIPv4, Endpoints: endpoints, Ports: ports,
 		}, metav1.CreateOptions{})
 		return err
 	}
 	if err != nil {
 		return err
 	}
-	var have []string
-	if equality.Semantic.DeepEqual(cur.Ports, ports) {
-		for _, ep := range cur.Endpoints {
-			have = append(have, ep.Addresses...)
-		}
-	}
-	want := build(withAddress(have, addr, present))
-	if equality.Semantic.DeepEqual(cur.Endpoints, want) && equality.Semantic.DeepEqual(cur.Ports, ports) {
+	if equality.Semantic.DeepEqual(cur.Endpoints, endpoints) && equality.Semantic.DeepEqual(cur.Ports, ports) {
 		return nil
 	}
-	cur.Endpoints, cur.Ports = want, ports
+	cur.Endpoints, cur.Ports = endpoints, ports
 	_, err = api.Update(ctx, cur, metav1.UpdateOptions{})
 	return err
+}
+
+// endpointLeaseTTL is how long a server's address outlives its last
+// renewal (upstream's master lease TTL).
+const endpointLeaseTTL = 15
+
+// endpointLeases keeps, in etcd, one key per cluster Service this server
+// serves, /registry/lotse/endpoints/NAMESPACE/NAME/ADDRESS, all on one
+// lease of endpointLeaseTTL seconds renewed at every reconcile. etcd
+// expires the keys of a server that stopped renewing, whatever the
+// servers' clocks say.
+type endpointLeases struct {
+	etcd  *clientv3.Client
+	addr  string
+	lease clientv3.LeaseID
+}
+
+const endpointLeasePrefix = "/registry/lotse/endpoints/"
+
+func (cs clusterService) leasePrefix() string {
+	return endpointLeasePrefix + cs.namespace + "/" + cs.name + "/"
+}
+
+// renew keeps the lease alive, or takes a new one and writes the keys
+// again when it expired (a stalled server, an etcd restart).
+func (l *endpointLeases) renew(ctx context.Context, svcs []clusterService) error {
+	if l.lease != 0 {
+		if _, err := l.etcd.KeepAliveOnce(ctx, l.lease); err == nil {
+			return nil
+		}
+	}
+	grant, err := l.etcd.Grant(ctx, endpointLeaseTTL)
+	if err != nil {
+		return err
+	}
+	for _, cs := range svcs {
+		if _, err := l.etcd.Put(ctx, cs.leasePrefix()+l.addr, "", clientv3.WithLease(grant.ID)); err != nil {
+			return err
+		}
+	}
+	l.lease = grant.ID
+	return nil
+}
+
+// live returns the addresses of the servers whose keys for cs are alive,
+// sorted.
+func (l *endpointLeases) live(ctx context.Context, cs clusterService) ([]string, error) {
+	resp, err := l.etcd.Get(ctx, cs.leasePrefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, err
+	}
+	var addrs []string
+	for _, kv := range resp.Kvs {
+		a := strings.TrimPrefix(string(kv.Key), cs.leasePrefix())
+		if net.ParseIP(a) != nil {
+			addrs = append(addrs, a)
+		}
+	}
+	slices.Sort(addrs)
+	return addrs, nil
+}
+
+// release revokes the lease: this server's keys go at once.
+func (l *endpointLeases) release(ctx context.Context) {
+	if l.lease != 0 {
+		_, _ = l.etcd.Revoke(ctx, l.lease)
+		l.lease = 0
+	}
 }

@@ -3,15 +3,19 @@ package server_test
 import (
 	"context"
 	"net/url"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/lotse/lotse/internal/node"
+	"github.com/lotse/lotse/internal/server"
 	"github.com/lotse/lotse/internal/testserver"
 )
 
@@ -67,5 +71,57 @@ func TestKubernetesService(t *testing.T) {
 	}
 	if _, err := s.Client.CoreV1().Services("kube-system").Get(ctx, "kube-dns", metav1.GetOptions{}); err == nil {
 		t.Fatal("kube-dns exists though this server serves no DNS")
+	}
+}
+
+// TestDeadServersLeaveTheKubernetesService: every server keeps its address
+// in etcd on a lease; the address of a server that stops renewing (here a
+// made-up one whose lease runs out) leaves the kubernetes Service's
+// endpoints once the lease expires.
+func TestDeadServersLeaveTheKubernetesService(t *testing.T) {
+	defer server.SetClusterServicesInterval(200 * time.Millisecond)()
+	s := testserver.Start(t, testserver.Options{DisableScheduler: true, Controllers: []string{"namespace"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	etcd, err := clientv3.New(clientv3.Config{Endpoints: s.EtcdEndpoints, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer etcd.Close()
+	lease, err := etcd.Grant(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const dead = "192.0.2.77"
+	if _, err := etcd.Put(ctx, "/registry/lotse/endpoints/default/kubernetes/"+dead, "", clientv3.WithLease(lease.ID)); err != nil {
+		t.Fatal(err)
+	}
+	addrs := func() []string {
+		var out []string
+		if eps, err := s.Client.CoreV1().Endpoints("default").Get(ctx, "kubernetes", metav1.GetOptions{}); err == nil {
+			for _, sub := range eps.Subsets {
+				for _, a := range sub.Addresses {
+					out = append(out, a.IP)
+				}
+			}
+		}
+		return out
+	}
+	self := node.HostIP().String()
+	waitAddrs := func(what string, ok func([]string) bool) {
+		t.Helper()
+		if err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) { return ok(addrs()), nil }); err != nil {
+			t.Fatalf("%s: endpoints %v", what, addrs())
+		}
+	}
+	waitAddrs("the other server joins", func(a []string) bool { return slices.Contains(a, dead) && slices.Contains(a, self) })
+	start := time.Now()
+	waitAddrs("the dead server leaves", func(a []string) bool { return !slices.Contains(a, dead) && slices.Contains(a, self) })
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the dead server's address stayed %v", d)
+	}
+	slice, err := s.Client.DiscoveryV1().EndpointSlices("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil || len(slice.Endpoints) != 1 || slice.Endpoints[0].Addresses[0] != self {
+		t.Errorf("kubernetes EndpointSlice = %+v (%v), want only %s", slice, err, self)
 	}
 }

@@ -164,7 +164,8 @@ func (s *Server) startServing(ctx context.Context, client kubernetes.Interface, 
 	}
 	factory.Start(ctx.Done())
 	runs = append(runs, func(ctx context.Context) error {
-		s.keepClusterServices(ctx, client, s.cfg.AdvertiseAddress, s.apiPort, dnsPort)
+		leases := &endpointLeases{etcd: s.etcdClient, addr: s.cfg.AdvertiseAddress.String()}
+		s.keepClusterServices(ctx, client, leases, s.apiPort, dnsPort)
 		return nil
 	})
 	for _, run := range runs {

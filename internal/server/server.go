@@ -123,6 +123,7 @@ type Server struct {
 	err        error
 	pki        *pki.Bundle
 	etcd       []string
+	etcdClient *clientv3.Client
 	token      string
 	apiPort    int
 }
@@ -246,6 +247,7 @@ func (s *Server) run(ctx context.Context) error {
 		return fmt.Errorf("server: etcd client: %w", err)
 	}
 	defer client.Close()
+	s.etcdClient = client
 	if member != nil {
 		client.KV = member.InProcessKV()
 	}
