@@ -37,25 +37,9 @@ func (s *Server) serveAuthentication(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, apierrors.NewNotFound(authenticationGV.WithResource(resource).GroupResource(), ""))
 		return
 	}
-	if r.Method != http.MethodPost {
-		s.writeError(w, r, apierrors.NewMethodNotSupported(authenticationGV.WithResource(resource).GroupResource(), strings.ToLower(r.Method)))
+	if !s.readReview(w, r, authenticationGV.WithResource(resource).GroupResource(), into, kind) {
 		return
 	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		s.writeError(w, r, apierrors.NewBadRequest(err.Error()))
-		return
-	}
-	dec, ok := decoderFor(r.Header.Get("Content-Type"), false)
-	if !ok {
-		s.writeError(w, r, unsupportedMediaType(r.Header.Get("Content-Type")))
-		return
-	}
-	if _, _, err := dec.Decode(body, &kind, into); err != nil {
-		s.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("the body of the request could not be decoded: %v", err)))
-		return
-	}
-	into.GetObjectKind().SetGroupVersionKind(kind)
 	u := UserFrom(r.Context())
 	switch review := into.(type) {
 	case *authenticationv1.SelfSubjectReview:
@@ -90,4 +74,29 @@ func (s *Server) reviewToken(spec authenticationv1.TokenReviewSpec) authenticati
 		User:          authenticationv1.UserInfo{Username: name, Groups: append(groups, "system:authenticated")},
 		Audiences:     audiences,
 	}
+}
+
+// readReview reads the POST of a review (a kind that is answered at once
+// and never stored) into into, or writes why it cannot and reports false.
+func (s *Server) readReview(w http.ResponseWriter, r *http.Request, gr schema.GroupResource, into runtime.Object, kind schema.GroupVersionKind) bool {
+	if r.Method != http.MethodPost {
+		s.writeError(w, r, apierrors.NewMethodNotSupported(gr, strings.ToLower(r.Method)))
+		return false
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		s.writeError(w, r, apierrors.NewBadRequest(err.Error()))
+		return false
+	}
+	dec, ok := decoderFor(r.Header.Get("Content-Type"), false)
+	if !ok {
+		s.writeError(w, r, unsupportedMediaType(r.Header.Get("Content-Type")))
+		return false
+	}
+	if _, _, err := dec.Decode(body, &kind, into); err != nil {
+		s.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("the body of the request could not be decoded: %v", err)))
+		return false
+	}
+	into.GetObjectKind().SetGroupVersionKind(kind)
+	return true
 }

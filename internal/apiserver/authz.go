@@ -1,8 +1,6 @@
 package apiserver
 
 import (
-	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
@@ -52,27 +50,11 @@ func (s *Server) serveAuthorization(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, notFoundPath)
 		return
 	}
-	if r.Method != http.MethodPost {
-		s.writeError(w, r, apierrors.NewMethodNotSupported(gr, strings.ToLower(r.Method)))
-		return
-	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		s.writeError(w, r, apierrors.NewBadRequest(err.Error()))
-		return
-	}
-	dec, ok := decoderFor(r.Header.Get("Content-Type"), false)
-	if !ok {
-		s.writeError(w, r, unsupportedMediaType(r.Header.Get("Content-Type")))
-		return
-	}
 	kinds, _, _ := scheme.Scheme.ObjectKinds(into)
 	kind := kinds[0]
-	if _, _, err := dec.Decode(body, &kind, into); err != nil {
-		s.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("the body of the request could not be decoded: %v", err)))
+	if !s.readReview(w, r, gr, into, kind) {
 		return
 	}
-	into.GetObjectKind().SetGroupVersionKind(kind)
 	if errs := reviewAccess(into, namespace); len(errs) > 0 {
 		s.writeError(w, r, apierrors.NewInvalid(kind.GroupKind(), "", errs))
 		return
