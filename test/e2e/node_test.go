@@ -237,9 +237,13 @@ spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 10Mi}}}
 			got := k.ok(t, n("get", "pod", "dbg", "-o", `jsonpath={.status.ephemeralContainerStatuses[0].name} {.status.ephemeralContainerStatuses[0].state.terminated.exitCode} {.status.phase}`)...)
 			return got == "debugger 0 Running", got
 		})
-		// Its ps saw the target's process. (Read from its log: output
-		// written just before the container exits can miss the attach
-		// stream, so stdout above is not checked.)
+		// Its ps saw the target's process. (Read from its log: kubectl
+		// debug makes the ephemeral container without stdinOnce, and
+		// containerd ends an attach's output when the attach's stdin
+		// closes unless stdinOnce is set — the same with upstream's
+		// kubelet on containerd — so with stdin piped from a file the
+		// output after EOF never reaches kubectl, and stdout above is
+		// not checked.)
 		if out := k.ok(t, n("logs", "dbg", "-c", "debugger")...); !strings.Contains(out, "sleep 3600") {
 			t.Errorf("the debugger's ps does not show its target's process:\n%s", out)
 		}
