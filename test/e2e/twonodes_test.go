@@ -13,20 +13,39 @@ import (
 )
 
 // The second node's network namespace and the link between it and the
-// machine: one L2 segment, as host-gateway routing needs.
+// machine (192.168.222.1 on the machine's side, .2 in the namespace).
 const (
 	twoNodesNS     = "lotse-e2e-b"
 	twoNodesHostIF = "le2e-h0"
 	twoNodesNodeIF = "le2e-b0"
-	serverNodeIP   = "192.168.222.1"
-	secondNodeIP   = "192.168.222.2"
+	hostLinkIP     = "192.168.222.1"
+	nodeLinkIP     = "192.168.222.2"
 )
+
+// twoNodesLayout is where the two nodes' addresses are: on the link's
+// subnet (one L2 segment: host-gateway routes), or each on a subnet of its
+// own routed over the link (as if a router were between them: the VXLAN
+// overlay).
+type twoNodesLayout struct {
+	serverNodeIP, secondNodeIP string
+	routed                     bool
+}
 
 // TestTwoNodes runs two nodes on one machine, each in its own network
 // namespace with its own containerd: the server's node on the host, a
 // joined one in a namespace linked by a veth pair. Pods reach each other
 // across the nodes on their own addresses, and a Service spans both.
 func TestTwoNodes(t *testing.T) {
+	testTwoNodes(t, twoNodesLayout{serverNodeIP: hostLinkIP, secondNodeIP: nodeLinkIP})
+}
+
+// TestTwoNodesOverlay is TestTwoNodes with the nodes on different subnets:
+// their pods reach each other through the VXLAN overlay.
+func TestTwoNodesOverlay(t *testing.T) {
+	testTwoNodes(t, twoNodesLayout{serverNodeIP: "192.168.224.1", secondNodeIP: "192.168.223.2", routed: true})
+}
+
+func testTwoNodes(t *testing.T, layout twoNodesLayout) {
 	if err := containerd.CheckBinaries(); err != nil {
 		t.Fatal(err)
 	}
@@ -34,10 +53,10 @@ func TestTwoNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	makeNodeNamespace(t)
+	makeNodeNamespace(t, layout)
 
 	dataDir := filepath.Join(t.TempDir(), "data")
-	srv, err := startNodeServer(bin, dataDir, "--bind-address", "0.0.0.0", "--node-ip", serverNodeIP,
+	srv, err := startNodeServer(bin, dataDir, "--bind-address", "0.0.0.0", "--node-ip", layout.serverNodeIP,
 		"--pod-cidr", "10.42.0.0/24", "--cni-bridge", "lotse-e2e2", "--cluster-dns-port", freePort(t))
 	if err != nil {
 		t.Fatal(err)
@@ -59,8 +78,8 @@ func TestTwoNodes(t *testing.T) {
 	// nsenter switches only the network namespace: `ip netns exec` would
 	// also remount /sys, hiding the cgroup mounts runc needs.
 	agent := exec.Command("nsenter", "--net=/run/netns/"+twoNodesNS, bin, "agent",
-		"--server", "https://"+serverNodeIP+":"+u.Port(), "--token", strings.TrimSpace(string(token)),
-		"--data-dir", agentDir, "--node-name", "e2e-b", "--node-ip", secondNodeIP, "--agent-port", "0",
+		"--server", "https://"+layout.serverNodeIP+":"+u.Port(), "--token", strings.TrimSpace(string(token)),
+		"--data-dir", agentDir, "--node-name", "e2e-b", "--node-ip", layout.secondNodeIP, "--agent-port", "0",
 		"--cni-bridge", "lotse-e2e1")
 	agent.Stdout, agent.Stderr = log, log
 	if err := agent.Start(); err != nil {
@@ -131,6 +150,16 @@ spec:
 		}
 	})
 
+	if layout.routed {
+		// The nodes reached each other through the overlay, not directly.
+		if out, err := exec.Command("ip", "-d", "link", "show", "lotse-e2e2.vx").CombinedOutput(); err != nil || !strings.Contains(string(out), "vxlan id 1") {
+			t.Errorf("no VXLAN device on the server's node: %v\n%s", err, out)
+		}
+		if out, _ := exec.Command("ip", "route", "show", "10.42.1.0/24").CombinedOutput(); !strings.Contains(string(out), "dev lotse-e2e2.vx") {
+			t.Errorf("the second node's pods are not routed through the overlay: %s", out)
+		}
+	}
+
 	t.Run("a Service spans both nodes", func(t *testing.T) {
 		k.ok(t, n("expose", "deployment", "web", "--port=80", "--target-port=8080")...)
 		for _, client := range []string{"client-a", "client-b"} {
@@ -147,8 +176,9 @@ spec:
 }
 
 // makeNodeNamespace creates the second node's network namespace, linked
-// to the machine by a veth pair, and removes it when the test ends.
-func makeNodeNamespace(t *testing.T) {
+// to the machine by a veth pair, with the nodes' addresses as layout says,
+// and removes it when the test ends.
+func makeNodeNamespace(t *testing.T, layout twoNodesLayout) {
 	t.Helper()
 	ip := func(args ...string) {
 		t.Helper()
@@ -165,10 +195,17 @@ func makeNodeNamespace(t *testing.T) {
 		_ = exec.Command("ip", "link", "del", twoNodesHostIF).Run()
 	})
 	ip("link", "add", twoNodesHostIF, "type", "veth", "peer", "name", twoNodesNodeIF, "netns", twoNodesNS)
-	ip("addr", "add", serverNodeIP+"/24", "dev", twoNodesHostIF)
+	ip("addr", "add", hostLinkIP+"/24", "dev", twoNodesHostIF)
 	ip("link", "set", twoNodesHostIF, "up")
-	ip("-n", twoNodesNS, "addr", "add", secondNodeIP+"/24", "dev", twoNodesNodeIF)
+	ip("-n", twoNodesNS, "addr", "add", nodeLinkIP+"/24", "dev", twoNodesNodeIF)
 	ip("-n", twoNodesNS, "link", "set", twoNodesNodeIF, "up")
 	ip("-n", twoNodesNS, "link", "set", "lo", "up")
-	ip("-n", twoNodesNS, "route", "add", "default", "via", serverNodeIP)
+	ip("-n", twoNodesNS, "route", "add", "default", "via", hostLinkIP)
+	if layout.routed {
+		// Each node's address is its own /32, reached via the other end
+		// of the link: a gateway, as a router between subnets would be.
+		ip("addr", "add", layout.serverNodeIP+"/32", "dev", twoNodesHostIF)
+		ip("-n", twoNodesNS, "addr", "add", layout.secondNodeIP+"/32", "dev", twoNodesNodeIF)
+		ip("route", "add", layout.secondNodeIP+"/32", "via", nodeLinkIP)
+	}
 }
