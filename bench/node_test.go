@@ -55,6 +55,9 @@ func startNode(b *testing.B) *benchNode {
 	if data, err := os.ReadFile(lotse); err != nil || os.WriteFile(agentBin, data, 0o755) != nil {
 		b.Fatalf("copy the binary for the agent: %v", err)
 	}
+	// Registered before the agent starts, so run after it stopped: the
+	// CNI bridge outlives the agent, and would keep its address.
+	b.Cleanup(func() { _ = exec.Command("ip", "link", "del", "lotse-bench0").Run() })
 	n.agent = startProc(b, agentBin, "agent", "--server", url, "--token", strings.TrimSpace(string(token)),
 		"--data-dir", n.agentDir, "--node-name", "bench-node", "--agent-port", "0", "--cni-bridge", "lotse-bench0")
 	n.agent.waitLine(b, "lotse agent: node")
