@@ -37,6 +37,11 @@ type containerProbes struct {
 	started, ready, failing bool
 }
 
+// attachSettle is how long a container made for an attach (stdin once)
+// waits to be Ready: longer than a relist, so that one that ended is seen
+// ended.
+const attachSettle = relistInterval + 200*time.Millisecond
+
 func newProbeManager(a *Agent) *probeManager {
 	return &probeManager{a: a, running: map[string]*containerProbes{}}
 }
@@ -49,9 +54,29 @@ func (m *probeManager) started(pod *corev1.Pod, c *corev1.Container, id string) 
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	// A container kubectl run -i made (stdin once, no readiness probe) is
+	// Ready only after attachSettle: kubectl attaches once the pod is
+	// Ready, and a command that ends at once would have printed before
+	// the attach and be gone (containerd does not replay output). Held
+	// back, such a container is seen ended first, and kubectl prints its
+	// logs instead — what upstream's once-a-second relist leads to.
+	settle := c.Stdin && c.StdinOnce && c.ReadinessProbe == nil
 	cp := &containerProbes{uid: pod.UID, name: c.Name, cancel: cancel,
-		started: c.StartupProbe == nil, ready: c.ReadinessProbe == nil}
+		started: c.StartupProbe == nil, ready: c.ReadinessProbe == nil && !settle}
 	m.running[id] = cp
+	if settle {
+		go func() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(attachSettle):
+			}
+			m.mu.Lock()
+			cp.ready = true
+			m.mu.Unlock()
+			m.a.wake(string(pod.UID))
+		}()
+	}
 	if c.StartupProbe == nil && c.ReadinessProbe == nil && c.LivenessProbe == nil {
 		return
 	}

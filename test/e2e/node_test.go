@@ -136,6 +136,15 @@ func TestNode(t *testing.T) {
 			r := k.run(t, n("get", "pod", "att")...)
 			return r.code != 0 && strings.Contains(r.stderr, "NotFound"), r.String()
 		})
+		// A command that ends at once still shows its output: kubectl
+		// finds the pod ended and prints its logs.
+		for i := range 3 {
+			name := fmt.Sprintf("quick%d", i)
+			r := k.run(t, n("run", name, "--image=busybox:1.36", "-i", "--rm", "--restart=Never", "--", "echo", "quick-"+name)...)
+			if r.code != 0 || !strings.Contains(r.stdout, "quick-"+name) {
+				t.Errorf("run -i --rm of a command that ends at once:\n%s", r)
+			}
+		}
 	})
 
 	t.Run("service account token", func(t *testing.T) {
