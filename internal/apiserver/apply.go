@@ -221,15 +221,21 @@ func (rq *request) trackUpdate(obj, cur runtime.Object) (runtime.Object, error) 
 		accessor(obj).SetManagedFields(nil)
 		return obj, nil
 	}
+	return rq.recordUpdate(cur, obj, rq.info.Subresource)
+}
+
+// recordUpdate has the field manager of subresource record what the
+// write of obj over live changed, under the request's manager name.
+func (rq *request) recordUpdate(live, obj runtime.Object, subresource string) (runtime.Object, error) {
 	manager, err := rq.fieldManagerName()
 	if err != nil {
 		return nil, err
 	}
-	fm, err := rq.s.fieldManagers.get(rq.kind, rq.info.Subresource)
+	fm, err := rq.s.fieldManagers.get(rq.kind, subresource)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
-	return fm.UpdateNoErrors(withKind(cur, rq.kind), withKind(obj, rq.kind), manager), nil
+	return fm.UpdateNoErrors(withKind(live, rq.kind), withKind(obj, rq.kind), manager), nil
 }
 
 // trackCreate records the creator of an object that kubectl's client-side
@@ -239,23 +245,12 @@ func (rq *request) trackUpdate(obj, cur runtime.Object) (runtime.Object, error) 
 // the client-side apply's manager to its server-side one, which must then
 // not own what admission added after the create (a pod's token volume);
 // a "before-first-apply" manager would own those too. It runs before
-// admission, as upstream's does.
+// admission, as upstream's does. obj comes without managedFields.
 func (rq *request) trackCreate(obj runtime.Object) (runtime.Object, error) {
-	acc := accessor(obj)
-	if _, ok := acc.GetAnnotations()[corev1.LastAppliedConfigAnnotation]; !ok {
-		acc.SetManagedFields(nil)
+	if _, ok := accessor(obj).GetAnnotations()[corev1.LastAppliedConfigAnnotation]; !ok {
 		return obj, nil
 	}
-	manager, err := rq.fieldManagerName()
-	if err != nil {
-		return nil, err
-	}
-	fm, err := rq.s.fieldManagers.get(rq.kind, "")
-	if err != nil {
-		return nil, apierrors.NewInternalError(err)
-	}
-	acc.SetManagedFields(nil)
-	return fm.UpdateNoErrors(withKind(rq.kind.New(), rq.kind), withKind(obj, rq.kind), manager), nil
+	return rq.recordUpdate(rq.kind.New(), obj, "")
 }
 
 // withKind sets the served kind on a typed object, which the field
@@ -276,11 +271,11 @@ type applyRequest struct {
 // readApply reads and checks an apply patch (YAML or JSON) and its
 // parameters.
 func (rq *request) readApply(body []byte) (*applyRequest, error) {
-	manager := rq.q.Get("fieldManager")
-	if manager == "" {
+	if rq.q.Get("fieldManager") == "" {
 		return nil, apierrors.NewBadRequest("PATCH, application/apply-patch+yaml: fieldManager is required for apply requests")
 	}
-	if _, err := rq.fieldManagerName(); err != nil {
+	manager, err := rq.fieldManagerName()
+	if err != nil {
 		return nil, err
 	}
 	force := false
@@ -342,6 +337,7 @@ func (rq *request) apply(body []byte) error {
 	if err != nil {
 		return err
 	}
+	rq.applying = true
 	for attempt := 0; ; attempt++ {
 		result, err := rq.replace(func(cur runtime.Object) (runtime.Object, error) { return a.merge(rq, cur) })
 		if err == nil {

@@ -41,6 +41,9 @@ type request struct {
 	res  *storage.Resource
 	out  *output
 	q    url.Values
+	// applying is set for a server-side apply, whose managedFields the
+	// field manager's apply has already written.
+	applying bool
 }
 
 func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, info *requestInfo) {
@@ -533,7 +536,7 @@ func (rq *request) replace(next func(cur runtime.Object) (runtime.Object, error)
 		stampTemplateGeneration(obj, cur)
 		normalize(obj)
 		defaults.Apply(obj)
-		if !rq.isApply() {
+		if !rq.applying {
 			if obj, err = rq.trackUpdate(obj, cur); err != nil {
 				return nil, err
 			}

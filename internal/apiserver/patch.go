@@ -99,10 +99,3 @@ func (rq *request) patch() error {
 	}
 	return rq.writeObject(http.StatusOK, result)
 }
-
-// isApply reports whether the request is a server-side apply, whose
-// managedFields the field manager's apply has already written.
-func (rq *request) isApply() bool {
-	mt, _, _ := mime.ParseMediaType(rq.r.Header.Get("Content-Type"))
-	return rq.r.Method == http.MethodPatch && types.PatchType(mt) == types.ApplyYAMLPatchType
-}
