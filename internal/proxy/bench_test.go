@@ -23,8 +23,10 @@ import (
 //
 //	go test -run '^$' -bench Sync10k -benchtime 1x ./internal/proxy/
 //
-// Metrics: full-ms (build + nft for the whole table), incremental-ms (one
-// endpoint changed, build + nft), and baselines from the same namespace:
+// Metrics: full-ms (build + nft + netlink for the whole table, into an
+// empty namespace), incremental-ms (one endpoint changed, build + nft),
+// resync-ms (the whole table again, replacing the one in place, as after a
+// restart), and baselines from the same namespace:
 // nft-empty-ms (an nft run with a trivial transaction, i.e. process start
 // and netlink round trip, with the big table in place) and nft-trivial-ms
 // (one transaction with as many chains, rules and set elements as the full
@@ -53,7 +55,7 @@ func BenchmarkSync10kServices(b *testing.B) {
 	f := informers.NewSharedInformerFactory(client, 0)
 	node := newNetns(b, "bench")
 	p := New(Config{NodeName: "n1", ClusterCIDR: netip.MustParsePrefix("10.42.0.0/16"), Table: "lotse-bench",
-		Run: dumpingRun(nftIn(node)), Logger: testLogger}, f.Core().V1().Services(), f.Discovery().V1().EndpointSlices())
+		Run: dumpingRun(nftIn(node)), NetNS: netnsFD(b, node), Logger: testLogger}, f.Core().V1().Services(), f.Discovery().V1().EndpointSlices())
 	f.Start(ctx.Done())
 	// Informers stop on cancel; Shutdown waits for them.
 	defer f.Shutdown()
@@ -65,7 +67,7 @@ func BenchmarkSync10kServices(b *testing.B) {
 
 	// Shape of the full script, for the trivial-rules baseline.
 	var chains, rules, elems int
-	var full, incr time.Duration
+	var full, incr, resync time.Duration
 	b.ResetTimer()
 	for range b.N {
 		p.needFull = true
@@ -88,9 +90,16 @@ func BenchmarkSync10kServices(b *testing.B) {
 			b.Fatal(err)
 		}
 		incr = time.Since(start)
+
+		p.needFull = true
+		start = time.Now()
+		if err := p.syncAll(ctx); err != nil {
+			b.Fatal(err)
+		}
+		resync = time.Since(start)
 	}
 	b.StopTimer()
-	b.Logf("full sync %v, incremental %v", full, incr)
+	b.Logf("full sync %v, incremental %v, resync %v", full, incr, resync)
 	for _, r := range p.written {
 		chains += len(r.chains)
 		for _, rs := range r.chains {
@@ -151,6 +160,7 @@ func BenchmarkSync10kServices(b *testing.B) {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.ReportMetric(ms(full), "full-ms")
 	b.ReportMetric(ms(incr), "incremental-ms")
+	b.ReportMetric(ms(resync), "resync-ms")
 	b.ReportMetric(ms(empty), "nft-empty-ms")
 	b.ReportMetric(ms(emptyBig), "nft-noop-bigtable-ms")
 	b.ReportMetric(ms(trivial), "nft-trivial-ms")

@@ -243,12 +243,15 @@ func TestProxyClearsConntrack(t *testing.T) {
 	ct := &ctRecorder{log: rec.scripts}
 	a, b := readyEp("10.42.1.1", "n1"), readyEp("10.42.1.2", "n1")
 	slice := udpSlice("web-1", 5353, a, b)
-	client, _ := startProxy(t, Config{Run: rec.run, ClearConntrack: ct.clear}, udpService(), slice)
+	client, _ := startProxy(t, Config{Run: rec.run, tables: rec, ClearConntrack: ct.clear}, udpService(), slice)
 	slicesAPI := client.DiscoveryV1().EndpointSlices("ns")
 	script := func(what string, full bool) {
 		t.Helper()
 		got := rec.next(t)
-		if strings.HasPrefix(got, "clear conntrack") || strings.Contains(got, "delete table") != full {
+		if full {
+			got = got + rec.next(t) + rec.next(t)
+		}
+		if strings.HasPrefix(got, "clear conntrack") || strings.HasPrefix(got, "add table") != full {
 			t.Fatalf("%s: expected a script (full: %v), got:\n%s", what, full, got)
 		}
 	}

@@ -6,11 +6,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +21,10 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
 )
 
 // The kernel tests re-run this test binary inside network namespaces as a
@@ -31,6 +37,8 @@ func TestMain(m *testing.M) {
 		serve(strings.TrimPrefix(role, "serve "))
 	case strings.HasPrefix(role, "dial "):
 		dial(strings.TrimPrefix(role, "dial "))
+	case strings.HasPrefix(role, "probe "):
+		probe(strings.TrimPrefix(role, "probe "))
 	case strings.HasPrefix(role, "userve "):
 		serveUDP(strings.TrimPrefix(role, "userve "))
 	case strings.HasPrefix(role, "usend "):
@@ -75,6 +83,36 @@ func dial(addr string) {
 	}
 	fmt.Print(line)
 	os.Exit(0)
+}
+
+// probe connects to addr over and over until its stdin closes, then
+// prints how many connections got an answer and the first failure.
+func probe(addr string) {
+	stop := make(chan struct{})
+	go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
+	fmt.Println("listening") // what startHelper waits for
+	ok, failed, first := 0, 0, ""
+	for {
+		select {
+		case <-stop:
+			fmt.Printf("ok %d failed %d %s\n", ok, failed, first)
+			os.Exit(0)
+		default:
+		}
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(time.Second))
+			_, err = bufio.NewReader(c).ReadString('\n')
+			c.Close()
+		}
+		if err != nil {
+			if failed++; first == "" {
+				first = err.Error()
+			}
+			continue
+		}
+		ok++
+	}
 }
 
 // serveUDP ("ADDR NAME") answers every datagram with NAME, so that clients
@@ -326,7 +364,7 @@ func TestKernel(t *testing.T) {
 	multi := svcNamed("multi", "10.43.0.13")
 	multiSlices := []*discovery.EndpointSlice{testSlice("ns", "multi", "multi-1", 8080, readyEp("10.42.0.2", "node")),
 		testSlice("ns", "multi", "multi-2", 8081, readyEp("10.42.0.2", "node"))}
-	client, _ := startProxy(t, Config{NodeName: "node", Run: nftIn(node), Table: "lotse-test",
+	client, _ := startProxy(t, Config{NodeName: "node", Run: nftIn(node), NetNS: netnsFD(t, node), Table: "lotse-test",
 		MinSyncInterval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))},
 		web, webSlice, empty, sticky, stickySlice, multi, multiSlices[0], multiSlices[1])
 
@@ -412,7 +450,7 @@ func TestKernelLoadBalancerSourceRanges(t *testing.T) {
 		s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "198.51.100.9"}}
 	})
 	slice := testSlice("ns", "web", "web-1", 8080, readyEp("10.42.0.2", "node"))
-	client, _ := startProxy(t, Config{NodeName: "node", Run: nftIn(node), Table: "lotse-test",
+	client, _ := startProxy(t, Config{NodeName: "node", Run: nftIn(node), NetNS: netnsFD(t, node), Table: "lotse-test",
 		MinSyncInterval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}, lb, slice)
 
 	dropped := func(s string) bool { return strings.HasPrefix(s, "error:") && !refused(s) }
@@ -435,13 +473,19 @@ func TestKernelLoadBalancerSourceRanges(t *testing.T) {
 // conntrackIn is a Config.ClearConntrack that works in netns ns.
 func conntrackIn(t testing.TB, ns string) func(context.Context, []ConntrackFilter) (int, error) {
 	t.Helper()
+	return netlinkConntrack(netnsFD(t, ns))
+}
+
+// netnsFD opens netns ns for as long as the test runs (registered before
+// the proxy starts, so closed after it stops).
+func netnsFD(t testing.TB, ns string) int {
+	t.Helper()
 	f, err := os.Open("/run/netns/" + ns)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Registered before the proxy starts, so closed after it stops.
 	t.Cleanup(func() { f.Close() })
-	return netlinkConntrack(int(f.Fd()))
+	return int(f.Fd())
 }
 
 // TestKernelUDPConntrack checks that UDP flows, which conntrack pins to the
@@ -476,7 +520,7 @@ func TestKernelUDPConntrack(t *testing.T) {
 		}
 		return n, err
 	}
-	api, _ := startProxy(t, Config{NodeName: "node", Run: nftIn(node), ClearConntrack: clearAndTell,
+	api, _ := startProxy(t, Config{NodeName: "node", Run: nftIn(node), NetNS: netnsFD(t, node), ClearConntrack: clearAndTell,
 		Table: "lotse-test", MinSyncInterval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))},
 		dns, dnsSlice)
 	const vip = "10.43.0.20:53"
@@ -526,4 +570,116 @@ func TestKernelUDPConntrack(t *testing.T) {
 		t.Fatal(err)
 	}
 	until(t, send(40054, late), is("A"), "UDP flow after its Service got an endpoint")
+}
+
+// TestKernelFullResync rebuilds a table that is in use, as after a restart
+// or a failed write: a client connecting over and over to a Service never
+// misses its DNAT, and the rebuilt table keeps nothing of the old one or
+// of a rebuild that failed half-way.
+func TestKernelFullResync(t *testing.T) {
+	requireRoot(t)
+	node, _ := newNode(t)
+	pod1 := addPod(t, node, "p1", "10.42.0.2")
+	pod2 := addPod(t, node, "p2", "10.42.0.3")
+	startServer(t, pod1, ":8080")
+
+	// Many Services, so that a rebuild takes long enough to be seen.
+	objs := []runtime.Object{testService(), testSlice("ns", "web", "web-1", 8080, readyEp("10.42.0.2", "node"))}
+	for i := range 2000 {
+		name := fmt.Sprintf("filler-%d", i)
+		var eps []epSpec
+		for j := range 10 {
+			eps = append(eps, readyEp(fmt.Sprintf("10.42.%d.%d", 100+i/250, j*25+i%25), "node"))
+		}
+		objs = append(objs, svcNamed(name, fmt.Sprintf("10.43.%d.%d", 10+i/250, i%250+1)), testSlice("ns", name, name+"-1", 8080, eps...))
+	}
+	client := fake.NewSimpleClientset(objs...)
+	f := informers.NewSharedInformerFactory(client, 0)
+	p := New(Config{NodeName: "node", Run: nftIn(node), NetNS: netnsFD(t, node), Table: "lotse-test", Logger: testLogger,
+		ClearConntrack: func(context.Context, []ConntrackFilter) (int, error) { return 0, nil }},
+		f.Core().V1().Services(), f.Discovery().V1().EndpointSlices())
+	ctx, cancel := context.WithCancel(t.Context())
+	f.Start(ctx.Done())
+	t.Cleanup(func() { cancel(); f.Shutdown() })
+	if !cache.WaitForCacheSync(ctx.Done(), p.synced...) {
+		t.Fatal("caches did not sync")
+	}
+	if err := p.syncAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := dialFrom(t, pod2, "10.43.0.10:80"); got != "10.42.0.3" {
+		t.Fatalf("pod to cluster IP after the first sync: %q", got)
+	}
+
+	// What a rebuild that failed after its first step leaves behind.
+	if err := nftIn(node)(ctx, "add map ip lotse-test endpoints-cluster-1-g1 { typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport; }\n"+
+		"add chain ip lotse-test dispatch-cluster-7-g3\n"); err != nil {
+		t.Fatal(err)
+	}
+
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ip", "netns", "exec", pod2, exe)
+	cmd.Env = append(os.Environ(), helperEnv+"=probe 10.43.0.10:80")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	r := bufio.NewReader(out)
+	if line, _ := r.ReadString('\n'); line != "listening\n" {
+		t.Fatalf("probe did not start: %q", line)
+	}
+	gens := []int{}
+	for range 3 {
+		time.Sleep(50 * time.Millisecond)
+		if err := p.syncAll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		gens = append(gens, p.build.gen)
+	}
+	time.Sleep(50 * time.Millisecond)
+	stdin.Close()
+	result, _ := r.ReadString('\n')
+	var ok, failed int
+	if _, err := fmt.Sscanf(result, "ok %d failed %d", &ok, &failed); err != nil || failed > 0 || ok < 10 {
+		t.Errorf("connections during the rebuilds: %q", result)
+	}
+	// Generations alternate; 1 and 3 were taken by the leftovers.
+	if !slices.Equal(gens, []int{2, 0, 1}) {
+		t.Errorf("generations of the rebuilds: %v, want [2 0 1]", gens)
+	}
+
+	objs2, err := netlinkTables{netns: netnsFD(t, node)}.objects(ctx, "lotse-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(names []string, prefix string) int {
+		n := 0
+		for _, name := range names {
+			if g, ok := generation(name, prefix); ok {
+				n++
+				if g != p.build.gen {
+					t.Errorf("%s of generation %d left in the table", name, g)
+				}
+			}
+		}
+		return n
+	}
+	endpointMaps, dispatchChains := count(objs2.sets, endpointMapPrefix), count(objs2.chains, dispatchChainPrefix)
+	if endpointMaps != 2*len(p.dispatch) || dispatchChains != len(p.dispatch) {
+		t.Errorf("%d endpoint maps and %d dispatch chains for %d dispatch keys", endpointMaps, dispatchChains, len(p.dispatch))
+	}
+	if got := dialFrom(t, pod2, "10.43.0.10:80"); got != "10.42.0.3" {
+		t.Fatalf("pod to cluster IP after the rebuilds: %q", got)
+	}
 }

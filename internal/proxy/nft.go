@@ -191,49 +191,26 @@ func sortedDispatch(ds map[dispatchKey]struct{}) []dispatchKey {
 	return out
 }
 
-// writeFull writes a whole table's contents after writeBase, in an order
-// that keeps the kernel's work linear: endpoint maps are filled before any
-// rule uses them (see dispatchKey), and map elements are written as one
-// command per map rather than one per element.
-func writeFull(w *strings.Builder, table string, rules []*serviceRules, dispatch map[dispatchKey]struct{}) {
+// writeFull writes a whole table's contents after writeBase, except the
+// dispatch chains and endpoint maps, which syncAll has made and filled
+// before (see endpointElements): first what rules refer to, then the
+// rules, and the verdict maps last, since their elements jump to the
+// chains. Elements are written as one command per map rather than one per
+// element.
+func writeFull(w *strings.Builder, table string, rules []*serviceRules) {
 	t := "ip " + table
-	ds := sortedDispatch(dispatch)
-	for _, d := range ds {
-		writeDispatchMaps(w, table, d)
-	}
-	names := map[string]struct{}{}
+	var names []string // verdict maps
+	seen := map[string]bool{}
 	for _, r := range rules {
 		for _, name := range sortedKeys(r.sets) {
 			fmt.Fprintf(w, "add set %s %s %s\n", t, name, r.sets[name])
 		}
 		for m := range r.elems {
-			names[m] = struct{}{}
-		}
-	}
-	writeElems := func(endpointMaps bool) {
-		for _, m := range sortedKeys(names) {
-			if strings.HasPrefix(m, endpointMapPrefix) != endpointMaps {
-				continue
+			if _, endpoints := generation(m, endpointMapPrefix); !endpoints && !seen[m] {
+				seen[m] = true
+				names = append(names, m)
 			}
-			fmt.Fprintf(w, "add element %s %s { ", t, m)
-			first := true
-			for _, r := range rules {
-				for _, k := range sortedKeys(r.elems[m]) {
-					if !first {
-						w.WriteString(", ")
-					}
-					first = false
-					w.WriteString(k)
-					w.WriteString(" : ")
-					w.WriteString(r.elems[m][k])
-				}
-			}
-			w.WriteString(" }\n")
 		}
-	}
-	writeElems(true)
-	for _, d := range ds {
-		writeDispatchChain(w, table, d)
 	}
 	for _, r := range rules {
 		for _, name := range sortedKeys(r.chains) {
@@ -245,6 +222,48 @@ func writeFull(w *strings.Builder, table string, rules []*serviceRules, dispatch
 			}
 		}
 	}
-	// Verdict maps last: their elements jump to the chains above.
-	writeElems(false)
+	slices.Sort(names)
+	for _, m := range names {
+		fmt.Fprintf(w, "add element %s %s { ", t, m)
+		first := true
+		for _, r := range rules {
+			for _, k := range sortedKeys(r.elems[m]) {
+				if !first {
+					w.WriteString(", ")
+				}
+				first = false
+				w.WriteString(k)
+				w.WriteString(" : ")
+				w.WriteString(r.elems[m][k])
+			}
+		}
+		w.WriteString(" }\n")
+	}
+}
+
+// endpointElements are the elements of the dispatch chains' endpoint maps.
+func endpointElements(rules []*serviceRules, dispatch map[dispatchKey]struct{}) []mapElements {
+	addrKey := []fieldKind{fieldIPv4, fieldProto, fieldPort, fieldIndex}
+	portKey := []fieldKind{fieldProto, fieldPort, fieldIndex}
+	value := []fieldKind{fieldIPv4, fieldPort}
+	var out []mapElements
+	index := map[string]int{}
+	for _, d := range sortedDispatch(dispatch) {
+		index[d.addrMap()] = len(out)
+		out = append(out, mapElements{name: d.addrMap(), key: addrKey, value: value})
+		index[d.portMap()] = len(out)
+		out = append(out, mapElements{name: d.portMap(), key: portKey, value: value})
+	}
+	for _, r := range rules {
+		for m, elems := range r.elems {
+			i, ok := index[m]
+			if !ok {
+				continue
+			}
+			for _, k := range sortedKeys(elems) {
+				out[i].elems = append(out[i].elems, [2]string{k, elems[k]})
+			}
+		}
+	}
+	return slices.DeleteFunc(out, func(m mapElements) bool { return len(m.elems) == 0 })
 }

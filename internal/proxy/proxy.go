@@ -41,6 +41,10 @@ type Config struct {
 	Table string
 	// Run applies one nft script atomically. Default: `nft -f -`.
 	Run func(ctx context.Context, script string) error
+	// NetNS is an open file descriptor of the network namespace that Run
+	// writes to, for what the proxy writes through netlink itself (the
+	// endpoint maps of a full sync). 0: the current namespace.
+	NetNS int
 	// ClearConntrack deletes the UDP conntrack entries that match any of
 	// the filters and says how many it deleted; see conntrack.go for when
 	// it is called. Default: through netlink, in this network namespace.
@@ -52,6 +56,9 @@ type Config struct {
 	// full resync that follows it. Default 1s.
 	RetryInterval time.Duration
 	Logger        *slog.Logger
+
+	// tables lists and fills the table besides nft; tests replace it.
+	tables tableAccess
 }
 
 // Proxy programs Services into nftables. Create it with New, before the
@@ -86,6 +93,9 @@ func New(cfg Config, services coreinformers.ServiceInformer, slicesInf discovery
 	}
 	if cfg.Run == nil {
 		cfg.Run = runNft
+	}
+	if cfg.tables == nil {
+		cfg.tables = netlinkTables{netns: cfg.NetNS}
 	}
 	if cfg.ClearConntrack == nil {
 		cfg.ClearConntrack = netlinkConntrack(0)
@@ -255,13 +265,41 @@ func (p *Proxy) sync(ctx context.Context) error {
 	return p.syncServices(ctx, dirty)
 }
 
-// syncAll rebuilds the table in one transaction: delete and recreate.
+// syncAll rebuilds the table. Most of a big table is its endpoint maps'
+// elements, which nft is slow to parse, so the dispatch chains and their
+// maps come first, in a new generation that no traffic reaches yet, and
+// the elements go into the maps through netlink; then one nft transaction
+// replaces everything else, its verdict maps sending traffic to the new
+// dispatch chains. Traffic sees the old table until that transaction
+// commits and the new one after it, never a half-written one.
 func (p *Proxy) syncAll(ctx context.Context) error {
 	start := time.Now()
 	svcs, err := p.svcs.List(labels.Everything())
 	if err != nil {
 		return fmt.Errorf("proxy: listing services: %w", err)
 	}
+	old, err := p.cfg.tables.objects(ctx, p.cfg.Table)
+	if err != nil {
+		return err
+	}
+	// The lowest generation not in the table (leftovers of a failed sync
+	// included).
+	used := map[int]bool{}
+	for _, name := range old.sets {
+		if g, ok := generation(name, endpointMapPrefix); ok {
+			used[g] = true
+		}
+	}
+	for _, name := range old.chains {
+		if g, ok := generation(name, dispatchChainPrefix); ok {
+			used[g] = true
+		}
+	}
+	p.build.gen = 0
+	for used[p.build.gen] {
+		p.build.gen++
+	}
+
 	written := make(map[string]*serviceRules, len(svcs))
 	owners := map[string]string{}
 	dispatch := map[dispatchKey]struct{}{}
@@ -273,11 +311,6 @@ func (p *Proxy) syncAll(ctx context.Context) error {
 		bySvc[k] = s
 	}
 	slices.Sort(keys) // first Service by name wins a contested map element
-	var w strings.Builder
-	w.Grow(p.lastFull + p.lastFull/8) // the script is megabytes: grow it once
-	t := "ip " + p.cfg.Table
-	w.WriteString("add table " + t + "\ndelete table " + t + "\n")
-	writeBase(&w, p.cfg.Table, p.cfg.NodeIPs, p.build.clusterCIDR)
 	all := make([]*serviceRules, 0, len(keys))
 	var stale []ConntrackFilter
 	for _, k := range keys {
@@ -296,8 +329,42 @@ func (p *Proxy) syncAll(ctx context.Context) error {
 			stale = append(stale, staleConntrack(old, nil)...) // Service deleted
 		}
 	}
-	writeFull(&w, p.cfg.Table, all, dispatch)
+
+	// The new dispatch chains and endpoint maps, filled, reached by
+	// nothing yet. (In one transaction with the rules that use them:
+	// nft 1.0.6 cannot add a rule that looks up a typeof map of an
+	// earlier transaction, "conflicting protocols specified".)
+	t := "ip " + p.cfg.Table
 	built := time.Since(start)
+	var w strings.Builder
+	w.WriteString("add table " + t + "\n")
+	for _, d := range sortedDispatch(dispatch) {
+		writeDispatchMaps(&w, p.cfg.Table, d)
+		writeDispatchChain(&w, p.cfg.Table, d)
+	}
+	if err := p.cfg.Run(ctx, w.String()); err != nil {
+		return err
+	}
+	if err := p.cfg.tables.addElements(ctx, p.cfg.Table, endpointElements(all, dispatch)); err != nil {
+		return err
+	}
+
+	// One transaction: everything that was in the table goes (rules first,
+	// then the maps whose elements jump to chains, then the chains), the
+	// rest of the new table comes.
+	w.Reset()
+	w.Grow(p.lastFull + p.lastFull/8) // the script is megabytes: grow it once
+	for _, c := range old.chains {
+		fmt.Fprintf(&w, "flush chain %s %s\n", t, c)
+	}
+	for _, s := range old.sets {
+		fmt.Fprintf(&w, "delete set %s %s\n", t, s)
+	}
+	for _, c := range old.chains {
+		fmt.Fprintf(&w, "delete chain %s %s\n", t, c)
+	}
+	writeBase(&w, p.cfg.Table, p.cfg.NodeIPs, p.build.clusterCIDR)
+	writeFull(&w, p.cfg.Table, all)
 	if err := p.cfg.Run(ctx, w.String()); err != nil {
 		return err
 	}

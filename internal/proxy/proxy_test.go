@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -20,11 +21,43 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 )
 
-// recorder is a fake Config.Run: it keeps every script and can fail on cue.
+// recorder is a fake Config.Run and tableAccess: it keeps every script
+// (and the elements written through netlink, as nft would write them) and
+// can fail on cue.
 type recorder struct {
 	mu      sync.Mutex
 	scripts chan string
-	failN   int // fail this many of the next scripts
+	failN   int          // fail this many of the next scripts
+	objs    tableObjects // what objects answers
+}
+
+func (r *recorder) objects(context.Context, string) (tableObjects, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.objs, nil
+}
+
+func (r *recorder) addElements(_ context.Context, table string, maps []mapElements) error {
+	var w strings.Builder
+	for _, m := range maps {
+		fmt.Fprintf(&w, "add element ip %s %s { ", table, m.name)
+		for i, e := range m.elems {
+			if i > 0 {
+				w.WriteString(", ")
+			}
+			w.WriteString(e[0] + " : " + e[1])
+		}
+		w.WriteString(" }\n")
+	}
+	r.scripts <- w.String()
+	return nil
+}
+
+// nextFull returns the three writes of a full sync, joined: the script
+// that makes the endpoint maps, their elements, and the transaction.
+func (r *recorder) nextFull(t *testing.T) string {
+	t.Helper()
+	return r.next(t) + r.next(t) + r.next(t)
 }
 
 func newRecorder() *recorder { return &recorder{scripts: make(chan string, 100)} }
@@ -90,6 +123,9 @@ func startProxy(t *testing.T, cfg Config, objs ...runtime.Object) (*fake.Clients
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger
 	}
+	if cfg.tables == nil && cfg.NetNS == 0 {
+		t.Fatal("startProxy: no tables fake and no netns: the test would write to the host's nftables")
+	}
 	if cfg.ClearConntrack == nil {
 		// Never the default: it would delete entries on the test host.
 		cfg.ClearConntrack = func(context.Context, []ConntrackFilter) (int, error) { return 0, nil }
@@ -153,13 +189,13 @@ func TestIncrementalSync(t *testing.T) {
 	}
 	sliceB := slice("b", ipsB...)
 	rec := newRecorder()
-	client, _ := startProxy(t, Config{Run: rec.run},
+	client, _ := startProxy(t, Config{Run: rec.run, tables: rec},
 		svcNamed("a", "10.43.0.1"), svcNamed("b", "10.43.0.2"), svcNamed("c", "10.43.0.3"),
 		slice("a", ipsA...), sliceB, slice("c", ipsC...))
 	slices := client.DiscoveryV1().EndpointSlices("ns")
 
-	full := rec.next(t)
-	if !strings.HasPrefix(full, "add table ip t\ndelete table ip t\nadd table ip t\n") {
+	full := rec.nextFull(t)
+	if !strings.HasPrefix(full, "add table ip t\nadd map ip t endpoints-cluster-3 ") {
 		t.Fatalf("first sync is not a table rebuild:\n%s", full)
 	}
 	for _, w := range []string{
@@ -177,9 +213,9 @@ func TestIncrementalSync(t *testing.T) {
 	if strings.Contains(full, chainsOf("a")[0]) {
 		t.Errorf("a Service without affinity got a chain of its own:\n%s", full)
 	}
-	// Endpoint maps are filled before any rule uses them.
-	if i, j := strings.Index(full, " : 10.42.3.3 . 8080"), strings.Index(full, "map @"+endpointMapPrefix); i < 0 || j < i {
-		t.Errorf("endpoint map elements come after the rules that use them:\n%s", full)
+	// Endpoint maps are filled before traffic is sent to them.
+	if i, j := strings.Index(full, " : 10.42.3.3 . 8080"), strings.Index(full, "goto "+dispatchChainPrefix); i < 0 || j < i {
+		t.Errorf("endpoint map elements come after the verdicts that send traffic to them:\n%s", full)
 	}
 	assertOnlyB := func(script string) {
 		t.Helper()
@@ -276,8 +312,8 @@ func TestIncrementalSync(t *testing.T) {
 func TestFailedWriteRebuilds(t *testing.T) {
 	rec := newRecorder()
 	svc := svcNamed("a", "10.43.0.1")
-	client, _ := startProxy(t, Config{Run: rec.run}, svc, testSlice("ns", "a", "a-1", 8080, readyEp("10.42.1.1", "")))
-	rec.next(t)
+	client, _ := startProxy(t, Config{Run: rec.run, tables: rec}, svc, testSlice("ns", "a", "a-1", 8080, readyEp("10.42.1.1", "")))
+	rec.nextFull(t)
 
 	rec.mu.Lock()
 	rec.failN = 1
@@ -285,11 +321,11 @@ func TestFailedWriteRebuilds(t *testing.T) {
 	svc.Spec.Ports[0].Port = 81
 	update(t, client.CoreV1().Services("ns").Update, svc)
 	partial := rec.next(t)
-	if strings.Contains(partial, "delete table") || !strings.Contains(partial, "10.43.0.1 . tcp . 81") {
+	if strings.Contains(partial, "table") || !strings.Contains(partial, "10.43.0.1 . tcp . 81") {
 		t.Fatalf("expected a partial sync, got:\n%s", partial)
 	}
-	full := rec.next(t)
-	if !strings.Contains(full, "delete table ip t\n") || !strings.Contains(full, "service-ips { 10.43.0.1 . tcp . 81 : goto") {
+	full := rec.nextFull(t)
+	if !strings.HasPrefix(full, "add table ip t\n") || !strings.Contains(full, "service-ips { 10.43.0.1 . tcp . 81 : goto") {
 		t.Fatalf("expected a full rebuild after the failure, got:\n%s", full)
 	}
 	rec.quiet(t, 50*time.Millisecond)
@@ -300,8 +336,8 @@ func TestFailedWriteRebuilds(t *testing.T) {
 func TestBurstCoalesced(t *testing.T) {
 	rec := newRecorder()
 	a, b := svcNamed("a", "10.43.0.1"), svcNamed("b", "10.43.0.2")
-	client, _ := startProxy(t, Config{Run: rec.run, MinSyncInterval: 300 * time.Millisecond}, a, b)
-	rec.next(t)
+	client, _ := startProxy(t, Config{Run: rec.run, tables: rec, MinSyncInterval: 300 * time.Millisecond}, a, b)
+	rec.nextFull(t)
 	for _, s := range []*v1.Service{a, b} {
 		s.Spec.Ports[0].Port = 81
 		update(t, client.CoreV1().Services("ns").Update, s)
@@ -316,12 +352,12 @@ func TestCleanupOnReturn(t *testing.T) {
 	rec := newRecorder()
 	client := fake.NewSimpleClientset()
 	f := informers.NewSharedInformerFactory(client, 0)
-	p := New(Config{Table: "t", Run: rec.run, Logger: testLogger}, f.Core().V1().Services(), f.Discovery().V1().EndpointSlices())
+	p := New(Config{Table: "t", Run: rec.run, tables: rec, Logger: testLogger}, f.Core().V1().Services(), f.Discovery().V1().EndpointSlices())
 	ctx, cancel := context.WithCancel(t.Context())
 	f.Start(ctx.Done())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	rec.next(t)
+	rec.nextFull(t)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -338,8 +374,8 @@ func TestAddressConflict(t *testing.T) {
 	rec := newRecorder()
 	a, b := svcNamed("a", "10.43.0.1"), svcNamed("b", "10.43.0.2")
 	a.Spec.ExternalIPs, b.Spec.ExternalIPs = []string{"198.51.100.7"}, []string{"198.51.100.7"}
-	client, _ := startProxy(t, Config{Run: rec.run}, a, b)
-	full := rec.next(t)
+	client, _ := startProxy(t, Config{Run: rec.run, tables: rec}, a, b)
+	full := rec.nextFull(t)
 	if n := strings.Count(full, "198.51.100.7 . tcp . 80"); n != 1 {
 		t.Fatalf("external IP written %d times:\n%s", n, full)
 	}

@@ -93,6 +93,7 @@ func (r *serviceRules) empty() bool {
 type builder struct {
 	nodeName    string
 	clusterCIDR netip.Prefix // invalid: no "from a pod" test, so no masquerade by source
+	gen         int          // generation of the endpoint maps (see dispatchKey)
 }
 
 // The endpoint maps: every Service whose port has n endpoints (without
@@ -107,25 +108,53 @@ type builder struct {
 // 10k of them (or 10k anonymous vmaps) cost quadratic time. The maps are
 // per n because the kernel checks every element of a map against every
 // rule that uses it whenever either is added.
+//
+// A full sync writes fresh dispatch chains and endpoint maps before the
+// transaction that sends traffic to them (see Proxy.syncAll), so the chains
+// and maps of one full sync carry a generation in their names: none for
+// 0, "-gN" for N.
 const (
 	dispatchChainPrefix = "dispatch-"
 	endpointMapPrefix   = "endpoints-"
+	genSuffix           = "-g"
 )
 
 // dispatchKey names one dispatch chain and its two maps.
 type dispatchKey struct {
 	policy string // "cluster" or "local"
 	n      int
+	gen    int
 }
 
 func (d dispatchKey) chain() string {
-	return fmt.Sprintf("%s%s-%d", dispatchChainPrefix, d.policy, d.n)
+	return d.generation(fmt.Sprintf("%s%s-%d", dispatchChainPrefix, d.policy, d.n))
 }
 func (d dispatchKey) addrMap() string {
-	return fmt.Sprintf("%s%s-%d", endpointMapPrefix, d.policy, d.n)
+	return d.generation(fmt.Sprintf("%s%s-%d", endpointMapPrefix, d.policy, d.n))
 }
 func (d dispatchKey) portMap() string {
-	return fmt.Sprintf("%snp-%s-%d", endpointMapPrefix, d.policy, d.n)
+	return d.generation(fmt.Sprintf("%snp-%s-%d", endpointMapPrefix, d.policy, d.n))
+}
+func (d dispatchKey) generation(name string) string {
+	if d.gen == 0 {
+		return name
+	}
+	return name + genSuffix + strconv.Itoa(d.gen)
+}
+
+// generation is the generation of an endpoint map (prefix
+// endpointMapPrefix) or a dispatch chain (dispatchChainPrefix), from its
+// name; ok is false for names without the prefix.
+func generation(name, prefix string) (gen int, ok bool) {
+	if !strings.HasPrefix(name, prefix) {
+		return 0, false
+	}
+	if i := strings.LastIndex(name, genSuffix); i >= 0 {
+		if g, err := strconv.Atoi(name[i+len(genSuffix):]); err == nil {
+			return g, true
+		}
+	}
+	return 0, true
 }
 
 // hashName gives a short deterministic name: prefix plus 16 base32 characters
@@ -421,8 +450,8 @@ func (b *builder) servicePort(r *serviceRules, svc *v1.Service, clusterIP netip.
 			r.chains[localChain] = b.affinityRules(r, portKey, proto, affinity, localEps)
 		}
 	} else {
-		clusterChain = dispatchKey{"cluster", len(clusterEps)}.chain()
-		localChain = dispatchKey{"local", len(localEps)}.chain()
+		clusterChain = dispatchKey{"cluster", len(clusterEps), b.gen}.chain()
+		localChain = dispatchKey{"local", len(localEps), b.gen}.chain()
 	}
 	var clusterKeys, localKeys []string // address keys
 	var clusterNP, localNP bool         // NodePort key
@@ -446,8 +475,8 @@ func (b *builder) servicePort(r *serviceRules, svc *v1.Service, clusterIP netip.
 		localNP = nodePort > 0 && externalLocal && hasExternal
 	}
 	if affinity == 0 {
-		r.endpointElems("cluster", clusterEps, clusterKeys, clusterNP, npKey)
-		r.endpointElems("local", localEps, localKeys, localNP, npKey)
+		r.endpointElems(dispatchKey{"cluster", len(clusterEps), b.gen}, clusterEps, clusterKeys, clusterNP, npKey)
+		r.endpointElems(dispatchKey{"local", len(localEps), b.gen}, localEps, localKeys, localNP, npKey)
 	}
 	internalChain, externalPolicyChain := clusterChain, clusterChain
 	if internalLocal {
@@ -539,13 +568,12 @@ func (b *builder) servicePort(r *serviceRules, svc *v1.Service, clusterIP netip.
 	}
 }
 
-// endpointElems adds the endpoint map elements that let the dispatch chain
-// for len(eps) find eps under each of the keys.
-func (r *serviceRules) endpointElems(policy string, eps []endpoint, keys []string, nodePort bool, npKey string) {
+// endpointElems adds the endpoint map elements that let dispatch chain d
+// (for len(eps)) find eps under each of the keys.
+func (r *serviceRules) endpointElems(d dispatchKey, eps []endpoint, keys []string, nodePort bool, npKey string) {
 	if len(eps) == 0 || len(keys) == 0 && !nodePort {
 		return
 	}
-	d := dispatchKey{policy, len(eps)}
 	r.dispatch[d] = struct{}{}
 	addrMap, portMap := d.addrMap(), d.portMap()
 	for i, e := range eps {
