@@ -104,13 +104,19 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	}
 	return node.Run(ctx, node.Config{
 		Name: nodeName, Dir: dataDir, API: api, RuntimeEndpoint: endpoint, SandboxImage: images.PauseRef,
-		PodCIDR: creds.PodCIDR, Bridge: bridge, NodeIP: ip, Port: port, ServingCert: serving, ClientCAs: pool,
+		PodCIDR: creds.PodCIDR, ClusterCIDR: creds.ClusterCIDR, ClusterDNS: creds.ClusterDNS,
+		Bridge: bridge, NodeIP: ip, Port: port, ServingCert: serving, ClientCAs: pool,
 		Version: server.Version.GitVersion, Log: log, ContainerLogMaxSize: maxLogSize, ContainerLogMaxFiles: logFiles,
 	})
 }
 
 // The files a joined node keeps in DIR/pki.
 var credentialFiles = []string{"ca.crt", "node.crt", "node.key", "serving.crt", "serving.key", "pod-cidr"}
+
+// networkFile keeps the server's network plan: cluster CIDR and cluster
+// DNS address, a line each. Nodes that joined before servers sent it have
+// none and use the defaults.
+const networkFile = "network"
 
 // loadOrJoin reads the node's credentials, or joins with the token when
 // there are none (or they belong to another node name).
@@ -126,6 +132,12 @@ func loadOrJoin(ctx context.Context, dir, serverURL, token, nodeName string, ip 
 	}
 	if parts != nil {
 		creds := &join.Credentials{CA: parts[0], ClientCert: parts[1], ClientKey: parts[2], ServingCert: parts[3], ServingKey: parts[4], PodCIDR: string(bytes.TrimSpace(parts[5]))}
+		if data, err := os.ReadFile(filepath.Join(dir, networkFile)); err == nil {
+			lines := strings.Fields(string(data))
+			if len(lines) == 2 {
+				creds.ClusterCIDR, creds.ClusterDNS = lines[0], lines[1]
+			}
+		}
 		if certUser(creds.ClientCert) == "system:node:"+nodeName {
 			return creds, nil
 		}
@@ -146,6 +158,11 @@ func loadOrJoin(ctx context.Context, dir, serverURL, token, nodeName string, ip 
 	}
 	for i, data := range [][]byte{creds.CA, creds.ClientCert, creds.ClientKey, creds.ServingCert, creds.ServingKey, []byte(creds.PodCIDR + "\n")} {
 		if err := os.WriteFile(filepath.Join(dir, credentialFiles[i]), data, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	if creds.ClusterCIDR != "" && creds.ClusterDNS != "" {
+		if err := os.WriteFile(filepath.Join(dir, networkFile), []byte(creds.ClusterCIDR+"\n"+creds.ClusterDNS+"\n"), 0o600); err != nil {
 			return nil, err
 		}
 	}

@@ -46,6 +46,10 @@ type Response struct {
 	ClientCert  string `json:"clientCert"`
 	ServingCert string `json:"servingCert"`
 	PodCIDR     string `json:"podCIDR"`
+	// ClusterCIDR and ClusterDNS are the server's network plan: the pod
+	// network and the kube-dns Service's address.
+	ClusterCIDR string `json:"clusterCIDR,omitempty"`
+	ClusterDNS  string `json:"clusterDNS,omitempty"`
 	// CAMAC is HMAC-SHA256 of CA keyed by the token secret.
 	CAMAC []byte `json:"caMAC"`
 }
@@ -59,6 +63,8 @@ type Signer struct {
 	SignServing func(pub any, name string, dnsNames []string, ips []net.IP) ([]byte, error)
 	// PodCIDR allocates (or finds) the pod CIDR of a node.
 	PodCIDR func(ctx context.Context, node string) (string, error)
+	// ClusterCIDR and ClusterDNS are passed on to the node.
+	ClusterCIDR, ClusterDNS string
 }
 
 // ServeHTTP answers a join request.
@@ -114,7 +120,7 @@ func (s *Signer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(Response{
 		CA: string(s.CA), ClientCert: string(clientCert), ServingCert: string(servingCert), PodCIDR: cidr,
-		CAMAC: mac(s.Token, s.CA),
+		ClusterCIDR: s.ClusterCIDR, ClusterDNS: s.ClusterDNS, CAMAC: mac(s.Token, s.CA),
 	})
 }
 
@@ -153,6 +159,9 @@ func writeError(w http.ResponseWriter, err *apierrors.StatusError) {
 type Credentials struct {
 	CA, ClientCert, ClientKey, ServingCert, ServingKey []byte // PEM
 	PodCIDR                                            string
+	// ClusterCIDR and ClusterDNS: empty from servers older than these
+	// fields (the node then uses the defaults).
+	ClusterCIDR, ClusterDNS string
 }
 
 // Join asks the server at serverURL for node credentials with token. The
@@ -222,6 +231,7 @@ func Join(ctx context.Context, serverURL string, token Token, nodeName string, n
 	return &Credentials{
 		CA: []byte(out.CA), ClientCert: []byte(out.ClientCert), ClientKey: clientKey,
 		ServingCert: []byte(out.ServingCert), ServingKey: servingKey, PodCIDR: out.PodCIDR,
+		ClusterCIDR: out.ClusterCIDR, ClusterDNS: out.ClusterDNS,
 	}, nil
 }
 

@@ -21,24 +21,25 @@ import (
 	"github.com/lotse/lotse/internal/proxy"
 )
 
-// DefaultClusterCIDR is the pod network all nodes' pod CIDRs (/24 each)
-// come from.
-const DefaultClusterCIDR = "10.42.0.0/16"
-
-// ClusterDNS is the kube-dns Service's address ClusterFirst pods resolve
-// with (lotse server keeps that Service).
-const ClusterDNS = "10.43.0.10"
+// The defaults of `lotse server`'s network plan: the pod network all
+// nodes' pod CIDRs (/24 each) come from, and the kube-dns Service's
+// address ClusterFirst pods resolve with.
+const (
+	DefaultClusterCIDR = "10.42.0.0/16"
+	DefaultClusterDNS  = "10.43.0.10"
+)
 
 // network is a node's share of the cluster network: the kernel settings
 // pods and Services need, routes to the other nodes' pods, the Service
 // proxy and NetworkPolicy.
 type network struct {
-	name    string
-	bridge  string
-	nodeIP  net.IP
-	podCIDR netip.Prefix
-	client  kubernetes.Interface
-	log     *slog.Logger
+	name        string
+	bridge      string
+	nodeIP      net.IP
+	podCIDR     netip.Prefix
+	clusterCIDR netip.Prefix
+	client      kubernetes.Interface
+	log         *slog.Logger
 }
 
 // run sets the node up and keeps proxy, policies and routes current
@@ -55,7 +56,7 @@ func (n *network) run(ctx context.Context) error {
 	gateway := n.podCIDR.Addr().Next()
 	// A node given a pod CIDR outside the cluster's (tests do) treats its
 	// own pods as the pod network.
-	clusterCIDR := netip.MustParsePrefix(DefaultClusterCIDR)
+	clusterCIDR := n.clusterCIDR
 	if !clusterCIDR.Contains(n.podCIDR.Addr()) {
 		clusterCIDR = n.podCIDR
 	}

@@ -41,10 +41,14 @@ type Config struct {
 	RuntimeEndpoint string
 	SandboxImage    string
 	PodCIDR         string
-	Bridge          string
-	NodeIP          net.IP
-	Port            int
-	ServingCert     tls.Certificate
+	// ClusterCIDR is the cluster's pod network (DefaultClusterCIDR if
+	// empty); ClusterDNS the kube-dns Service's address (DefaultClusterDNS
+	// if empty).
+	ClusterCIDR, ClusterDNS string
+	Bridge                  string
+	NodeIP                  net.IP
+	Port                    int
+	ServingCert             tls.Certificate
 	// ClientCAs verifies the API server when it calls the agent.
 	ClientCAs *x509.CertPool
 	Labels    map[string]string
@@ -63,6 +67,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.Bridge == "" {
 		cfg.Bridge = DefaultBridge
+	}
+	if cfg.ClusterCIDR == "" {
+		cfg.ClusterCIDR = DefaultClusterCIDR
+	}
+	if cfg.ClusterDNS == "" {
+		cfg.ClusterDNS = DefaultClusterDNS
 	}
 	if cfg.NodeIP == nil {
 		cfg.NodeIP = HostIP()
@@ -120,12 +130,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("pod CIDR: %w", err)
 	}
-	nw := &network{name: cfg.Name, bridge: cfg.Bridge, nodeIP: cfg.NodeIP, podCIDR: podCIDR, client: client,
+	clusterCIDR, err := netip.ParsePrefix(cfg.ClusterCIDR)
+	if err != nil {
+		return fmt.Errorf("cluster CIDR: %w", err)
+	}
+	nw := &network{name: cfg.Name, bridge: cfg.Bridge, nodeIP: cfg.NodeIP, podCIDR: podCIDR, clusterCIDR: clusterCIDR.Masked(), client: client,
 		log: cfg.Log.With("component", "network")}
 	running++
 	go func() { errs <- nw.run(ctx) }()
 	a, err := agent.New(agent.Config{
-		ClusterDNS: []string{ClusterDNS},
+		ClusterDNS: []string{cfg.ClusterDNS},
 		NodeName:   cfg.Name, Client: client, Runtime: conn, Dir: cfg.Dir, PodCIDR: cfg.PodCIDR, NodeIP: cfg.NodeIP,
 		Labels: cfg.Labels, Version: cfg.Version, Port: cfg.Port, ServingCert: cfg.ServingCert, ClientCAs: cfg.ClientCAs,
 		ContainerLogMaxSize: cfg.ContainerLogMaxSize, ContainerLogMaxFiles: cfg.ContainerLogMaxFiles, SandboxImage: cfg.SandboxImage,

@@ -20,11 +20,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// The addresses of the Services every cluster has, fixed within the
-// service CIDR as upstream fixes them (first address; k3s's DNS address).
 const (
-	KubernetesServiceIP = "10.43.0.1"
-	ClusterDNSIP        = "10.43.0.10"
 	// DefaultClusterDNSPort is where `lotse server` serves DNS on its
 	// advertise address; the kube-dns Service maps port 53 to it, so the
 	// host's own resolver (often on port 53) is never in the way.
@@ -40,17 +36,18 @@ type clusterService struct {
 }
 
 // clusterServices are `kubernetes` in default, and `kube-dns` in
-// kube-system when this server answers DNS (dnsPort > 0).
-func clusterServices(apiPort, dnsPort int) []clusterService {
+// kube-system when this server answers DNS (dnsPort > 0), at the addresses
+// of the network plan (the service range's first; its tenth by default).
+func clusterServices(plan network, apiPort, dnsPort int) []clusterService {
 	svcs := []clusterService{{
-		namespace: metav1.NamespaceDefault, name: "kubernetes", clusterIP: KubernetesServiceIP,
+		namespace: metav1.NamespaceDefault, name: "kubernetes", clusterIP: plan.kubernetes.String(),
 		labels: map[string]string{"component": "apiserver", "provider": "kubernetes"},
 		ports: []corev1.ServicePort{{Name: "https", Protocol: corev1.ProtocolTCP, Port: 443,
 			TargetPort: intstr.FromInt32(int32(apiPort))}},
 	}}
 	if dnsPort > 0 {
 		svcs = append(svcs, clusterService{
-			namespace: metav1.NamespaceSystem, name: "kube-dns", clusterIP: ClusterDNSIP,
+			namespace: metav1.NamespaceSystem, name: "kube-dns", clusterIP: plan.clusterDNS.String(),
 			labels: map[string]string{"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "lotse-dns"},
 			ports: []corev1.ServicePort{
 				{Name: "dns", Protocol: corev1.ProtocolUDP, Port: 53, TargetPort: intstr.FromInt32(int32(dnsPort))},
@@ -73,7 +70,7 @@ var clusterServicesInterval = 10 * time.Second
 // drop its address once the lease expires, as upstream's "lease" endpoint
 // reconciler does.
 func (s *Server) keepClusterServices(ctx context.Context, client kubernetes.Interface, leases *endpointLeases, apiPort, dnsPort int) {
-	svcs := clusterServices(apiPort, dnsPort)
+	svcs := clusterServices(s.net, apiPort, dnsPort)
 	for {
 		if err := leases.renew(ctx, svcs); err != nil && ctx.Err() == nil {
 			s.log.Warn("renewing this server's endpoint lease", "err", err)
@@ -131,6 +128,14 @@ func (cs clusterService) ensureService(ctx context.Context, client kubernetes.In
 	}
 	if err != nil {
 		return err
+	}
+	if cur.Spec.ClusterIP != cs.clusterIP {
+		// The service CIDR (or --cluster-dns) changed since the Service
+		// was made; a cluster IP cannot be changed, so it is made again.
+		if err := svcs.Delete(ctx, cs.name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cur.UID}}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		return cs.ensureService(ctx, client)
 	}
 	if servicePortsEqual(cur.Spec.Ports, cs.ports) {
 		return nil

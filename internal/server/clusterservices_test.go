@@ -2,6 +2,9 @@ package server_test
 
 import (
 	"context"
+	"crypto/tls"
+	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -10,6 +13,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -123,5 +127,73 @@ func TestDeadServersLeaveTheKubernetesService(t *testing.T) {
 	slice, err := s.Client.DiscoveryV1().EndpointSlices("default").Get(ctx, "kubernetes", metav1.GetOptions{})
 	if err != nil || len(slice.Endpoints) != 1 || slice.Endpoints[0].Addresses[0] != self {
 		t.Errorf("kubernetes EndpointSlice = %+v (%v), want only %s", slice, err, self)
+	}
+}
+
+// TestNetworkPlan: --service-cidr and --cluster-dns place the cluster
+// Services and the Services' cluster IPs; changing them on a restart moves
+// the cluster Services (their cluster IPs cannot change in place).
+func TestNetworkPlan(t *testing.T) {
+	dir := t.TempDir()
+	opts := testserver.Options{DataDir: dir, DisableScheduler: true, Controllers: []string{"namespace"},
+		ServiceCIDR: "10.96.0.0/16", ClusterCIDR: "10.244.0.0/16", ClusterDNSPort: -1}
+	s := testserver.Start(t, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	clusterIP := func(ns, name string) string {
+		var ip string
+		_ = wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			svc, err := s.Client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+			if err == nil {
+				ip = svc.Spec.ClusterIP
+			}
+			return err == nil, nil
+		})
+		return ip
+	}
+	if got := clusterIP("default", "kubernetes"); got != "10.96.0.1" {
+		t.Errorf("kubernetes Service at %q, want 10.96.0.1", got)
+	}
+	if got := clusterIP("kube-system", "kube-dns"); got != "10.96.0.10" {
+		t.Errorf("kube-dns Service at %q, want 10.96.0.10", got)
+	}
+	svc, err := s.Client.CoreV1().Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ip := netip.MustParseAddr(svc.Spec.ClusterIP); !netip.MustParsePrefix("10.96.0.0/16").Contains(ip) {
+		t.Errorf("a Service got %s, outside the service CIDR", ip)
+	}
+
+	s.Stop()
+	opts.ServiceCIDR, opts.ClusterDNS, opts.Port = "10.97.0.0/24", "10.97.0.53", s.Port()
+	s = testserver.Start(t, opts)
+	ctx, cancel = context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, want := range []struct{ ns, name, ip string }{{"default", "kubernetes", "10.97.0.1"}, {"kube-system", "kube-dns", "10.97.0.53"}} {
+		var got string
+		_ = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			got = clusterIP(want.ns, want.name)
+			return got == want.ip, nil
+		})
+		if got != want.ip {
+			t.Errorf("after the restart, %s/%s at %q, want %s", want.ns, want.name, got, want.ip)
+		}
+	}
+	// Pods reach the API at the kubernetes Service's new address.
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tls.Dial("tcp", u.Host, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if ips := conn.ConnectionState().PeerCertificates[0].IPAddresses; !slices.ContainsFunc(ips, func(ip net.IP) bool { return ip.Equal(net.ParseIP("10.97.0.1")) }) {
+		t.Errorf("serving certificate's addresses %v lack 10.97.0.1", ips)
 	}
 }

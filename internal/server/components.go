@@ -116,7 +116,7 @@ func (s *Server) startComponents(ctx context.Context, bundle *pki.Bundle) (*sync
 	mgr, err := manager.New(manager.Config{
 		RESTConfig: cfg, Enabled: s.cfg.Controllers, LeaderElect: true, Logger: s.log.With("component", "controller-manager"),
 		Informers:   shared,
-		ClusterCIDR: netip.MustParsePrefix(ClusterCIDR), ReservedPodCIDRs: reserved,
+		ClusterCIDR: s.net.clusterCIDR, ReservedPodCIDRs: reserved,
 	})
 	if err != nil {
 		return &wg, err

@@ -16,14 +16,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/lotse/lotse/internal/join"
-	"github.com/lotse/lotse/internal/node"
 	"github.com/lotse/lotse/internal/pki"
 )
-
-// ClusterCIDR is the range the node IPAM controller gives nodes their pod
-// CIDRs (/24 each) from; the server's own node takes the first unless
-// told otherwise.
-const ClusterCIDR = node.DefaultClusterCIDR
 
 // podCIDRWait bounds how long a join waits for the node IPAM controller.
 const podCIDRWait = 30 * time.Second
@@ -62,6 +56,7 @@ func (s *Server) newJoinHandler(bundle *pki.Bundle) (http.Handler, error) {
 		SignServing: func(pub any, name string, dnsNames []string, ips []net.IP) ([]byte, error) {
 			return bundle.SignServingKey(pub, name, dnsNames, ips, validity)
 		},
+		ClusterCIDR: s.net.clusterCIDR.String(), ClusterDNS: s.net.clusterDNS.String(),
 		PodCIDR: func(ctx context.Context, name string) (string, error) {
 			cs, err := loopback()
 			if err != nil {

@@ -121,6 +121,7 @@ func (s *Server) startNode(ctx context.Context, bundle *pki.Bundle) (<-chan erro
 			Name: nc.Name, Dir: filepath.Join(s.cfg.DataDir, "agent"), API: api,
 			RuntimeEndpoint: nc.RuntimeEndpoint, SandboxImage: images.PauseRef,
 			PodCIDR: nc.PodCIDR, Bridge: nc.Bridge, NodeIP: nc.IP, Port: nc.Port,
+			ClusterCIDR: s.net.clusterCIDR.String(), ClusterDNS: s.net.clusterDNS.String(),
 			ContainerLogMaxSize: nc.ContainerLogMaxSize, ContainerLogMaxFiles: nc.ContainerLogMaxFiles,
 			ServingCert: serving, ClientCAs: pool, Version: Version.GitVersion,
 			Labels: map[string]string{"node-role.kubernetes.io/control-plane": "true"},

@@ -63,6 +63,11 @@ type Config struct {
 	// controller on all addresses (the CLI's defaults are 80 and 443); 0
 	// serves none, -1 a free port.
 	IngressHTTPPort, IngressHTTPSPort int
+	// ClusterCIDR is the pod network, of which each node gets a /24;
+	// ServiceCIDR the range of Service cluster IPs; ClusterDNS the
+	// kube-dns Service's address. Defaults: DefaultClusterCIDR,
+	// DefaultServiceCIDR and the service range's tenth address.
+	ClusterCIDR, ServiceCIDR, ClusterDNS string
 	// DisableAgent runs no node on this machine (a control plane only).
 	DisableAgent bool
 	// Node configures the node this machine runs unless DisableAgent.
@@ -104,7 +109,7 @@ type NodeConfig struct {
 	// RuntimeEndpoint uses a CRI runtime the user runs instead of the
 	// supervised containerd.
 	RuntimeEndpoint string
-	PodCIDR         string
+	PodCIDR         string // default: the first /24 of the cluster CIDR
 	Bridge          string
 	// ContainerLogMaxSize and ContainerLogMaxFiles limit each container's
 	// logs (zero: 10Mi and 5 files).
@@ -126,6 +131,7 @@ type Server struct {
 	etcdClient *clientv3.Client
 	token      string
 	apiPort    int
+	net        network
 }
 
 // New validates cfg and fills defaults; Start runs the server.
@@ -151,15 +157,17 @@ func New(cfg Config) (*Server, error) {
 	if cfg.AdvertiseAddress == nil {
 		cfg.AdvertiseAddress = advertiseAddress(net.ParseIP(cfg.BindAddress), cfg.Node.IP)
 	}
-	if cfg.Node.PodCIDR == "" {
-		cfg.Node.PodCIDR = node.DefaultPodCIDR
+	plan, err := newNetwork(cfg.ClusterCIDR, cfg.ServiceCIDR, cfg.ClusterDNS, cfg.Node.PodCIDR)
+	if err != nil {
+		return nil, err
 	}
+	cfg.Node.PodCIDR = plan.nodePodCIDR.String()
 	for _, p := range cfg.DisableAdmissionPlugins {
 		if p != AdmissionServiceAccount {
 			return nil, fmt.Errorf("server: admission plugin %q cannot be disabled (only %s can)", p, AdmissionServiceAccount)
 		}
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), stopped: make(chan struct{})}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, net: plan, ready: make(chan struct{}), stopped: make(chan struct{})}, nil
 }
 
 // URL is the API server's https URL once ready.
@@ -217,7 +225,7 @@ func (s *Server) run(ctx context.Context) error {
 	}
 	// Pods reach the API by the kubernetes Service's address and at the
 	// advertise address it maps to; both must be in the certificate.
-	sans := append(slices.Clone(cfg.TLSSANs), KubernetesServiceIP, cfg.AdvertiseAddress.String())
+	sans := append(slices.Clone(cfg.TLSSANs), s.net.kubernetes.String(), cfg.AdvertiseAddress.String())
 	bundle, err := pki.LoadOrCreate(cfg.DataDir, sans)
 	if err != nil {
 		return err
@@ -289,6 +297,7 @@ func (s *Server) run(ctx context.Context) error {
 	}
 	api, err := apiserver.New(apiserver.Config{
 		Tokens:                  tokens,
+		ServiceCIDR:             s.net.serviceCIDR.String(),
 		ServiceAccountAdmission: !slices.Contains(cfg.DisableAdmissionPlugins, AdmissionServiceAccount),
 		Images:                  imgs,
 		NodeTransport:           toNodes,

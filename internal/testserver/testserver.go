@@ -32,6 +32,12 @@ type Options struct {
 	// account does not exist. Off by default so that tests can create
 	// pods in a namespace the moment it exists.
 	ServiceAccountAdmission bool
+	// ClusterCIDR, ServiceCIDR and ClusterDNS are the network plan, as
+	// `lotse server`'s flags of those names; empty for the defaults.
+	ClusterCIDR, ServiceCIDR, ClusterDNS string
+	// ClusterDNSPort serves cluster DNS (and so keeps the kube-dns
+	// Service); 0 serves none, -1 a free port.
+	ClusterDNSPort int
 }
 
 // Server is a running control plane owned by one test.
@@ -61,6 +67,7 @@ func Start(t testing.TB, opts Options) *Server {
 	sc := server.Config{
 		DataDir: dir, HTTPSPort: opts.Port, DisableAgent: true, EtcdUnsafeNoSync: true, Logger: log,
 		DisableScheduler: opts.DisableScheduler, Controllers: opts.Controllers,
+		ClusterCIDR: opts.ClusterCIDR, ServiceCIDR: opts.ServiceCIDR, ClusterDNS: opts.ClusterDNS, ClusterDNSPort: opts.ClusterDNSPort,
 	}
 	if !opts.ServiceAccountAdmission {
 		sc.DisableAdmissionPlugins = []string{server.AdmissionServiceAccount}
