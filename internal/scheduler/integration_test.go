@@ -3,7 +3,6 @@ package scheduler_test
 import (
 	"context"
 	"fmt"
-	"github.com/lotse/lotse/internal/scheduler"
 	"io"
 	"log/slog"
 	"strings"
@@ -11,12 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lotse/lotse/internal/scheduler"
+
 	v1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/lotse/lotse/internal/testserver"
 )
@@ -30,12 +33,24 @@ func createNode(ctx context.Context, t testing.TB, c kubernetes.Interface, name,
 	if err != nil {
 		t.Fatalf("create node %s: %v", name, err)
 	}
-	created.Status = v1.NodeStatus{
+	status := v1.NodeStatus{
 		Capacity:    v1.ResourceList{v1.ResourceCPU: resource.MustParse(cpu), v1.ResourceMemory: resource.MustParse(mem), v1.ResourcePods: resource.MustParse("110")},
 		Allocatable: v1.ResourceList{v1.ResourceCPU: resource.MustParse(cpu), v1.ResourceMemory: resource.MustParse(mem), v1.ResourcePods: resource.MustParse("110")},
 		Conditions:  []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue, Reason: "KubeletReady", LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()}},
 	}
-	if _, err := c.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+	// The server's nodeipam controller may give the new Node its pod CIDR
+	// in between: then write the status on its latest version.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		created.Status = status
+		_, err := c.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) {
+			if cur, gerr := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{}); gerr == nil {
+				created = cur
+			}
+		}
+		return err
+	})
+	if err != nil {
 		t.Fatalf("update node status %s: %v", name, err)
 	}
 }
