@@ -26,7 +26,8 @@ func TestAgentJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := startServer(bin, filepath.Join(t.TempDir(), "data"), "0")
+	// A network plan of its own: the joined node must get it.
+	srv, err := startServer(bin, filepath.Join(t.TempDir(), "data"), "0", "--cluster-cidr", "10.46.0.0/16", "--cluster-dns", "10.43.0.53")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,8 +68,11 @@ func TestAgentJoin(t *testing.T) {
 		r := k.run(t, "get", "node", "e2e-worker", "--no-headers")
 		return strings.Contains(r.stdout, " Ready "), r.String()
 	})
-	if cidr := k.ok(t, "get", "node", "e2e-worker", "-o", "jsonpath={.spec.podCIDR}"); !strings.HasPrefix(cidr, "10.42.") || cidr == "10.42.0.0/24" {
-		t.Errorf("joined node's pod CIDR = %q, want a /24 of 10.42.0.0/16 other than the server's", cidr)
+	if cidr := k.ok(t, "get", "node", "e2e-worker", "-o", "jsonpath={.spec.podCIDR}"); !strings.HasPrefix(cidr, "10.46.") || cidr == "10.46.0.0/24" {
+		t.Errorf("joined node's pod CIDR = %q, want a /24 of 10.46.0.0/16 other than the server's", cidr)
+	}
+	if plan, err := os.ReadFile(filepath.Join(agentDir, "pki", "network")); err != nil || string(plan) != "10.46.0.0/16\n10.43.0.53\n" {
+		t.Errorf("joined node's network plan = %q (%v)", plan, err)
 	}
 	archive := filepath.Join(t.TempDir(), "busybox.tar")
 	writeBusyboxArchive(t, archive, "busybox:1.36")
@@ -81,6 +85,13 @@ func TestAgentJoin(t *testing.T) {
 	if got := k.ok(t, "-n", "node", "exec", "sleeper", "--", "echo", "hi"); strings.TrimSpace(got) != "hi" {
 		t.Errorf("exec on the joined node = %q", got)
 	}
+	resolvesWith := func(pod, want string) {
+		t.Helper()
+		if got := k.ok(t, "-n", "node", "exec", pod, "--", "cat", "/etc/resolv.conf"); !strings.Contains(got, "nameserver "+want+"\n") {
+			t.Errorf("%s's resolv.conf lacks nameserver %s:\n%s", pod, want, got)
+		}
+	}
+	resolvesWith("sleeper", "10.43.0.53")
 
 	// Delete the pod while the agent is down: it stays Terminating (no
 	// agent confirms), then goes once the agent is back, containers too.
@@ -96,20 +107,31 @@ func TestAgentJoin(t *testing.T) {
 	}
 	defer stopAgent()
 	sock := containerd.Layout{Dir: filepath.Join(agentDir, "containerd")}.Endpoint()
-	waitFor(t, 60*time.Second, "the orphaned sandbox removed", func() (bool, string) {
-		conn, err := containerd.Dial(sock)
-		if err != nil {
-			return false, err.Error()
-		}
-		defer conn.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		list, err := runtimeapi.NewRuntimeServiceClient(conn).ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
-		if err != nil {
-			return false, err.Error()
-		}
-		return len(list.Items) == 0, strings.Repeat("sandbox left\n", len(list.Items))
-	})
+	noSandboxes := func(what string) {
+		t.Helper()
+		waitFor(t, 60*time.Second, what, func() (bool, string) {
+			conn, err := containerd.Dial(sock)
+			if err != nil {
+				return false, err.Error()
+			}
+			defer conn.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			list, err := runtimeapi.NewRuntimeServiceClient(conn).ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+			if err != nil {
+				return false, err.Error()
+			}
+			return len(list.Items) == 0, strings.Repeat("sandbox left\n", len(list.Items))
+		})
+	}
+	noSandboxes("the orphaned sandbox removed")
+
+	// Restarted, the agent reads the plan back from its data directory.
+	k.ok(t, "-n", "node", "run", "sleeper2", "--image=busybox:1.36", "--", "sleep", "3600")
+	waitRunning(t, k, "sleeper2")
+	resolvesWith("sleeper2", "10.43.0.53")
+	k.ok(t, "-n", "node", "delete", "pod", "sleeper2", "--grace-period=1")
+	noSandboxes("sleeper2's sandbox removed")
 }
 
 // stopAgentProcess sends an agent SIGTERM and requires it to stop within
