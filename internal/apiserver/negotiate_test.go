@@ -74,12 +74,16 @@ func TestDecodeJSONFastAgreesWithTheSerializer(t *testing.T) {
 			}
 		},
 		func(tm *metav1.Time, c randfill.Continue) { *tm = metav1.Unix(c.Int63n(4e9), 0) },
-		func(tm *metav1.MicroTime, c randfill.Continue) { *tm = metav1.NewMicroTime(time.Unix(c.Int63n(4e9), c.Int63n(1e6)*1000)) },
+		func(tm *metav1.MicroTime, c randfill.Continue) {
+			*tm = metav1.NewMicroTime(time.Unix(c.Int63n(4e9), c.Int63n(1e6)*1000))
+		},
 		func(f *metav1.FieldsV1, c randfill.Continue) { *f = metav1.FieldsV1{Raw: []byte(`{"f:metadata":{}}`)} },
 	)
 	mutate := []func(string) string{
 		func(s string) string { return s },
-		func(s string) string { return strings.Replace(s, `"metadata":{`, `"metadata":{"name":"dup","name":"dup",`, 1) },
+		func(s string) string {
+			return strings.Replace(s, `"metadata":{`, `"metadata":{"name":"dup","name":"dup",`, 1)
+		},
 		func(s string) string { return strings.Replace(s, `"metadata"`, `"Metadata"`, 1) },
 		func(s string) string { return strings.Replace(s, `"spec":{`, `"spec":{"bogus":1,`, 1) },
 		func(s string) string { return strings.Replace(s, `"name":"`, `"name":7,"x":"`, 1) },
