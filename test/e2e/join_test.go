@@ -63,6 +63,13 @@ func TestAgentJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopAgent := func() { stopAgentProcess(t, agent) }
+	// However the test ends, the agent running then is stopped (agent is
+	// the restarted one by then), so that no agent outlives a failure.
+	t.Cleanup(func() {
+		if agent.ProcessState == nil {
+			stopAgent()
+		}
+	})
 	k := srv.kubectl(t)
 	waitFor(t, 60*time.Second, "joined node Ready", func() (bool, string) {
 		r := k.run(t, "get", "node", "e2e-worker", "--no-headers")
@@ -105,7 +112,6 @@ func TestAgentJoin(t *testing.T) {
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer stopAgent()
 	sock := containerd.Layout{Dir: filepath.Join(agentDir, "containerd")}.Endpoint()
 	noSandboxes := func(what string) {
 		t.Helper()
