@@ -216,8 +216,16 @@ func TestTokenRequest(t *testing.T) {
 	otherToken, err := c.ServiceAccounts(ns).CreateToken(e.ctx, "other", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
 	must(t, err)
 	must(t, c.ServiceAccounts(ns).Delete(e.ctx, other.Name, metav1.DeleteOptions{}))
-	if _, err := whoami(t, e.bearerClient(otherToken.Status.Token)); !apierrors.IsUnauthorized(err) {
-		t.Fatalf("token of a deleted account: err = %v, want 401", err)
+	// As upstream, tokens are checked against the cache, which learns of
+	// the deletion a moment after it.
+	otherClient := e.bearerClient(otherToken.Status.Token)
+	var lastErr error
+	err = wait.PollUntilContextTimeout(e.ctx, 20*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, lastErr = whoami(t, otherClient)
+		return apierrors.IsUnauthorized(lastErr), nil
+	})
+	if err != nil {
+		t.Fatalf("token of a deleted account: err = %v, want 401", lastErr)
 	}
 	// A token for another audience is not for us.
 	vault, err := c.ServiceAccounts(ns).CreateToken(e.ctx, "default", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{"vault"}}}, metav1.CreateOptions{})
