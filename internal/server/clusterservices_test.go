@@ -124,9 +124,14 @@ func TestDeadServersLeaveTheKubernetesService(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("the dead server's address stayed %v", d)
 	}
-	slice, err := s.Client.DiscoveryV1().EndpointSlices("default").Get(ctx, "kubernetes", metav1.GetOptions{})
-	if err != nil || len(slice.Endpoints) != 1 || slice.Endpoints[0].Addresses[0] != self {
-		t.Errorf("kubernetes EndpointSlice = %+v (%v), want only %s", slice, err, self)
+	// The slice is written just after the Endpoints.
+	var slice *discoveryv1.EndpointSlice
+	err = wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		slice, err = s.Client.DiscoveryV1().EndpointSlices("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+		return err == nil && len(slice.Endpoints) == 1 && slice.Endpoints[0].Addresses[0] == self, nil
+	})
+	if err != nil {
+		t.Errorf("kubernetes EndpointSlice = %+v, want only %s", slice, self)
 	}
 }
 
