@@ -89,40 +89,37 @@ func (n netlinkTables) objects(ctx context.Context, table string) (tableObjects,
 	if d, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(d)
 	}
-	var out tableObjects
-	// Sets and maps: anonymous ones belong to rules and go with them.
-	err = n.dump(c, unix.NFT_MSG_GETSET, unix.NFTA_SET_TABLE, table, func(ad *netlink.AttributeDecoder) {
+	// Sets and maps (anonymous ones belong to rules and go with them),
+	// then chains.
+	sets, err := n.names(c, unix.NFT_MSG_GETSET, unix.NFTA_SET_TABLE, unix.NFTA_SET_NAME, unix.NFTA_SET_FLAGS, table)
+	if err != nil {
+		return tableObjects{}, err
+	}
+	chains, err := n.names(c, unix.NFT_MSG_GETCHAIN, unix.NFTA_CHAIN_TABLE, unix.NFTA_CHAIN_NAME, 0, table)
+	return tableObjects{sets: sets, chains: chains}, err
+}
+
+// names dumps the objects of one kind and returns the names of table's,
+// leaving out anonymous sets (flagsAttr, when not 0, holds the set flags).
+func (n netlinkTables) names(c *netlink.Conn, msg int, tableAttr, nameAttr, flagsAttr uint16, table string) ([]string, error) {
+	var out []string
+	err := n.dump(c, msg, tableAttr, table, func(ad *netlink.AttributeDecoder) {
 		var name, tbl string
 		var flags uint32
 		for ad.Next() {
 			switch ad.Type() {
-			case unix.NFTA_SET_TABLE:
+			case tableAttr:
 				tbl = ad.String()
-			case unix.NFTA_SET_NAME:
+			case nameAttr:
 				name = ad.String()
-			case unix.NFTA_SET_FLAGS:
-				flags = binary.BigEndian.Uint32(ad.Bytes())
+			case flagsAttr:
+				if flagsAttr != 0 {
+					flags = binary.BigEndian.Uint32(ad.Bytes())
+				}
 			}
 		}
 		if tbl == table && flags&unix.NFT_SET_ANONYMOUS == 0 {
-			out.sets = append(out.sets, name)
-		}
-	})
-	if err != nil {
-		return tableObjects{}, err
-	}
-	err = n.dump(c, unix.NFT_MSG_GETCHAIN, unix.NFTA_CHAIN_TABLE, table, func(ad *netlink.AttributeDecoder) {
-		var name, tbl string
-		for ad.Next() {
-			switch ad.Type() {
-			case unix.NFTA_CHAIN_TABLE:
-				tbl = ad.String()
-			case unix.NFTA_CHAIN_NAME:
-				name = ad.String()
-			}
-		}
-		if tbl == table {
-			out.chains = append(out.chains, name)
+			out = append(out, name)
 		}
 	})
 	return out, err

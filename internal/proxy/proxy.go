@@ -285,14 +285,11 @@ func (p *Proxy) syncAll(ctx context.Context) error {
 	// The lowest generation not in the table (leftovers of a failed sync
 	// included).
 	used := map[int]bool{}
-	for _, name := range old.sets {
-		if g, ok := generation(name, endpointMapPrefix); ok {
-			used[g] = true
-		}
-	}
-	for _, name := range old.chains {
-		if g, ok := generation(name, dispatchChainPrefix); ok {
-			used[g] = true
+	for prefix, names := range map[string][]string{endpointMapPrefix: old.sets, dispatchChainPrefix: old.chains} {
+		for _, name := range names {
+			if g, ok := generation(name, prefix); ok {
+				used[g] = true
+			}
 		}
 	}
 	p.build.gen = 0

@@ -1,8 +1,8 @@
 package server
 
 import (
+	"encoding/binary"
 	"fmt"
-	"math/big"
 	"net/netip"
 )
 
@@ -70,8 +70,9 @@ func newNetwork(clusterCIDR, serviceCIDR, clusterDNS, podCIDR string) (network, 
 	return n, nil
 }
 
-// nth is the address at offset i of p.
-func nth(p netip.Prefix, i int64) netip.Addr {
-	b := new(big.Int).SetBytes(p.Addr().AsSlice())
-	return netip.AddrFrom4([4]byte(b.Add(b, big.NewInt(i)).FillBytes(make([]byte, 4))))
+// nth is the address at offset i of p (an IPv4 prefix).
+func nth(p netip.Prefix, i uint32) netip.Addr {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], binary.BigEndian.Uint32(p.Addr().AsSlice())+i)
+	return netip.AddrFrom4(b)
 }
