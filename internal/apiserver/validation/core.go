@@ -11,7 +11,6 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	metavalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -137,7 +136,7 @@ func validateNamespaceUpdate(ns, old *corev1.Namespace) field.ErrorList {
 // validateFinalizerName accepts the built-in finalizers and any
 // domain-qualified name.
 func validateFinalizerName(name string, fldPath *field.Path) field.ErrorList {
-	errs := invalidEach(fldPath, name, validation.IsQualifiedName(name))
+	errs := qualifiedName(name, fldPath)
 	if len(errs) > 0 {
 		return errs
 	}
@@ -204,7 +203,7 @@ func validateService(s *corev1.Service) field.ErrorList {
 		seen[key] = true
 	}
 
-	errs = append(errs, metavalidation.ValidateLabels(spec.Selector, specPath.Child("selector"))...)
+	errs = append(errs, validateLabels(spec.Selector, specPath.Child("selector"))...)
 	errs = append(errs, oneOf(spec.SessionAffinity, specPath.Child("sessionAffinity"), corev1.ServiceAffinityClientIP, corev1.ServiceAffinityNone)...)
 	if spec.SessionAffinity == corev1.ServiceAffinityClientIP {
 		c := spec.SessionAffinityConfig
@@ -407,7 +406,7 @@ func validateNode(n *corev1.Node) field.ErrorList {
 		if t.Key == "" {
 			errs = append(errs, field.Required(idx.Child("key"), ""))
 		} else {
-			errs = append(errs, metavalidation.ValidateLabelName(t.Key, idx.Child("key"))...)
+			errs = append(errs, labelName(t.Key, idx.Child("key"))...)
 		}
 		errs = append(errs, invalidEach(idx.Child("value"), t.Value, validation.IsValidLabelValue(t.Value))...)
 		errs = append(errs, oneOf(t.Effect, idx.Child("effect"), corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute)...)
@@ -466,7 +465,7 @@ func reportingFields(controller, instance, action, reason, note, controllerField
 	if controller == "" {
 		errs = append(errs, field.Required(field.NewPath(controllerField), ""))
 	} else {
-		errs = append(errs, invalidEach(field.NewPath(controllerField), controller, validation.IsQualifiedName(controller))...)
+		errs = append(errs, qualifiedName(controller, field.NewPath(controllerField))...)
 	}
 	limited := []struct {
 		name, value string
@@ -512,7 +511,7 @@ func validateLimitRange(l *corev1.LimitRange) field.ErrorList {
 		for _, l := range lists {
 			for _, name := range sortedNames(l.list) {
 				p := idx.Child(l.name).Key(string(name))
-				errs = append(errs, invalidEach(p, string(name), validation.IsQualifiedName(string(name)))...)
+				errs = append(errs, qualifiedName(string(name), p)...)
 				errs = append(errs, nonNegativeQuantity(l.list[name], p)...)
 			}
 		}
@@ -548,7 +547,7 @@ func validateResourceQuota(q *corev1.ResourceQuota) field.ErrorList {
 	var errs field.ErrorList
 	for _, name := range sortedNames(q.Spec.Hard) {
 		p := specPath.Child("hard").Key(string(name))
-		errs = append(errs, invalidEach(p, string(name), validation.IsQualifiedName(string(name)))...)
+		errs = append(errs, qualifiedName(string(name), p)...)
 		errs = append(errs, nonNegativeQuantity(q.Spec.Hard[name], p)...)
 	}
 	for i, s := range q.Spec.Scopes {

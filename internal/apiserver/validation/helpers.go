@@ -35,11 +35,24 @@ func invalidEach(fldPath *field.Path, value any, msgs []string) field.ErrorList 
 }
 
 func dns1123Label(value string, fldPath *field.Path) field.ErrorList {
+	if isDNS1123Label(value) {
+		return nil
+	}
 	return invalidEach(fldPath, value, validation.IsDNS1123Label(value))
 }
 
 func dns1123Subdomain(value string, fldPath *field.Path) field.ErrorList {
+	if isDNS1123Subdomain(value) {
+		return nil
+	}
 	return invalidEach(fldPath, value, validation.IsDNS1123Subdomain(value))
+}
+
+func portName(value string, fldPath *field.Path) field.ErrorList {
+	if isPortName(value) {
+		return nil
+	}
+	return invalidEach(fldPath, value, validation.IsValidPortName(value))
 }
 
 func nonNegative(value int64, fldPath *field.Path) field.ErrorList {
@@ -150,7 +163,7 @@ func portNumOrName(port intstr.IntOrString, fldPath *field.Path) field.ErrorList
 	case intstr.Int:
 		return invalidEach(fldPath, port.IntValue(), validation.IsValidPortNum(port.IntValue()))
 	case intstr.String:
-		return invalidEach(fldPath, port.StrVal, validation.IsValidPortName(port.StrVal))
+		return portName(port.StrVal, fldPath)
 	default:
 		return field.ErrorList{field.InternalError(fldPath, fmt.Errorf("unknown type: %v", port.Type))}
 	}

@@ -129,7 +129,7 @@ func validateIngressBackend(b *networkingv1.IngressBackend, fldPath *field.Path)
 		case hasName && hasNumber:
 			errs = append(errs, field.Invalid(fldPath, "", "cannot set both port name & port number"))
 		case hasName:
-			errs = append(errs, invalidEach(fldPath.Child("service", "port", "name"), s.Port.Name, validation.IsValidPortName(s.Port.Name))...)
+			errs = append(errs, portName(s.Port.Name, fldPath.Child("service", "port", "name"))...)
 		case hasNumber:
 			errs = append(errs, invalidEach(fldPath.Child("service", "port", "number"), s.Port.Number, validation.IsValidPortNum(int(s.Port.Number)))...)
 		default:

@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
-	metavalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -18,8 +17,8 @@ import (
 // validatePodTemplateSpec checks a pod template's labels, annotations and spec.
 func validatePodTemplateSpec(t *corev1.PodTemplateSpec, fldPath *field.Path) field.ErrorList {
 	metaPath := fldPath.Child("metadata")
-	errs := metavalidation.ValidateLabels(t.Labels, metaPath.Child("labels"))
-	errs = append(errs, apivalidation.ValidateAnnotations(t.Annotations, metaPath.Child("annotations"))...)
+	errs := validateLabels(t.Labels, metaPath.Child("labels"))
+	errs = append(errs, validateAnnotations(t.Annotations, metaPath.Child("annotations"))...)
 	// Ephemeral containers are added to running pods, one at a time.
 	if len(t.Spec.EphemeralContainers) > 0 {
 		errs = append(errs, field.Forbidden(fldPath.Child("spec", "ephemeralContainers"), "ephemeral containers not allowed in pod template"))
@@ -90,7 +89,7 @@ func validatePodSpec(spec *corev1.PodSpec, fldPath *field.Path) field.ErrorList 
 	if spec.DNSPolicy == corev1.DNSNone && spec.DNSConfig == nil {
 		errs = append(errs, field.Required(fldPath.Child("dnsConfig"), "must provide `dnsConfig` when `dnsPolicy` is None"))
 	}
-	errs = append(errs, metavalidation.ValidateLabels(spec.NodeSelector, fldPath.Child("nodeSelector"))...)
+	errs = append(errs, validateLabels(spec.NodeSelector, fldPath.Child("nodeSelector"))...)
 	if spec.ServiceAccountName != "" {
 		errs = append(errs, invalidEach(fldPath.Child("serviceAccountName"), spec.ServiceAccountName,
 			apivalidation.ValidateServiceAccountName(spec.ServiceAccountName, false))...)
@@ -220,7 +219,7 @@ func validateContainerPorts(ports []corev1.ContainerPort, fldPath *field.Path) f
 	for i, p := range ports {
 		idx := fldPath.Index(i)
 		if p.Name != "" {
-			errs = append(errs, invalidEach(idx.Child("name"), p.Name, validation.IsValidPortName(p.Name))...)
+			errs = append(errs, portName(p.Name, idx.Child("name"))...)
 			if names.Has(p.Name) {
 				errs = append(errs, field.Duplicate(idx.Child("name"), p.Name))
 			}
@@ -350,7 +349,7 @@ func overcommitAllowed(name corev1.ResourceName) bool {
 
 func validateResourceName(name corev1.ResourceName, fldPath *field.Path) field.ErrorList {
 	s := string(name)
-	errs := invalidEach(fldPath, s, validation.IsQualifiedName(s))
+	errs := qualifiedName(s, fldPath)
 	if len(errs) > 0 {
 		return errs
 	}
@@ -508,7 +507,7 @@ func validateTolerations(ts []corev1.Toleration, fldPath *field.Path) field.Erro
 	for i, t := range ts {
 		idx := fldPath.Index(i)
 		if t.Key != "" {
-			errs = append(errs, metavalidation.ValidateLabelName(t.Key, idx.Child("key"))...)
+			errs = append(errs, labelName(t.Key, idx.Child("key"))...)
 		}
 		if t.Key == "" && t.Operator != corev1.TolerationOpExists {
 			errs = append(errs, field.Invalid(idx.Child("operator"), t.Operator, "operator must be Exists when `key` is empty, which means \"match all values and all keys\""))
@@ -541,7 +540,7 @@ func validateTopologySpread(cs []corev1.TopologySpreadConstraint, fldPath *field
 		if c.TopologyKey == "" {
 			errs = append(errs, field.Required(idx.Child("topologyKey"), "can not be empty"))
 		} else {
-			errs = append(errs, metavalidation.ValidateLabelName(c.TopologyKey, idx.Child("topologyKey"))...)
+			errs = append(errs, labelName(c.TopologyKey, idx.Child("topologyKey"))...)
 		}
 		errs = append(errs, oneOf(c.WhenUnsatisfiable, idx.Child("whenUnsatisfiable"), corev1.DoNotSchedule, corev1.ScheduleAnyway)...)
 		errs = append(errs, labelSelector(c.LabelSelector, idx.Child("labelSelector"))...)

@@ -87,7 +87,7 @@ type validator interface {
 // update adds the checks that compare with the stored object.
 type rules[T object] struct {
 	namespaced bool
-	name       apivalidation.ValidateNameFunc
+	name       nameRule
 	validate   func(T) field.ErrorList
 	immutable  func(obj, old T) field.ErrorList // optional
 	createOnly func(T) field.ErrorList          // optional: what only a new object must obey
@@ -97,7 +97,7 @@ var metadataPath = field.NewPath("metadata")
 
 func (r rules[T]) create(obj runtime.Object) field.ErrorList {
 	o := obj.(T)
-	errs := apivalidation.ValidateObjectMetaAccessor(o, r.namespaced, r.name, metadataPath)
+	errs := validateMeta(o, r.namespaced, r.name)
 	if r.validate != nil {
 		errs = append(errs, r.validate(o)...)
 	}
@@ -113,7 +113,7 @@ func (r rules[T]) create(obj runtime.Object) field.ErrorList {
 // caller, which should convert old first.
 func (r rules[T]) update(obj, old runtime.Object) field.ErrorList {
 	o := obj.(T)
-	errs := apivalidation.ValidateObjectMetaAccessorUpdate(o, old.(metav1.Object), metadataPath)
+	errs := validateMetaUpdate(o, old.(metav1.Object))
 	if r.validate != nil {
 		errs = append(errs, r.validate(o)...)
 	}
@@ -125,10 +125,11 @@ func (r rules[T]) update(obj, old runtime.Object) field.ErrorList {
 
 // Name rules per kind, as upstream's registry strategies choose them.
 var (
-	dnsSubdomain = apivalidation.NameIsDNSSubdomain
-	dnsLabel     = apivalidation.NameIsDNSLabel
-	dns1035Label = apivalidation.NameIsDNS1035Label
-	pathSegment  = path.ValidatePathSegmentName
+	dnsSubdomain   = nameRule{apivalidation.NameIsDNSSubdomain, isDNS1123Subdomain}
+	dnsLabel       = nameRule{apivalidation.NameIsDNSLabel, isDNS1123Label}
+	dns1035Label   = nameRule{apivalidation.NameIsDNS1035Label, isDNS1035Label}
+	pathSegment    = nameRule{path.ValidatePathSegmentName, nil}
+	serviceAccount = nameRule{apivalidation.ValidateServiceAccountName, isDNS1123Subdomain}
 )
 
 func typeOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
@@ -143,7 +144,7 @@ var kinds = map[reflect.Type]validator{
 	typeOf[*corev1.Secret]():                rules[*corev1.Secret]{namespaced: true, name: dnsSubdomain, validate: validateSecret, immutable: validateSecretUpdate},
 	typeOf[*corev1.Node]():                  rules[*corev1.Node]{name: dnsSubdomain, validate: validateNode, immutable: validateNodeUpdate},
 	typeOf[*corev1.Event]():                 rules[*corev1.Event]{namespaced: true, name: dnsSubdomain, validate: validateCoreEvent, immutable: validateCoreEventUpdate},
-	typeOf[*corev1.ServiceAccount]():        rules[*corev1.ServiceAccount]{namespaced: true, name: apivalidation.ValidateServiceAccountName, validate: validateServiceAccount},
+	typeOf[*corev1.ServiceAccount]():        rules[*corev1.ServiceAccount]{namespaced: true, name: serviceAccount, validate: validateServiceAccount},
 	typeOf[*corev1.LimitRange]():            rules[*corev1.LimitRange]{namespaced: true, name: dnsSubdomain, validate: validateLimitRange},
 	typeOf[*corev1.ResourceQuota]():         rules[*corev1.ResourceQuota]{namespaced: true, name: dnsSubdomain, validate: validateResourceQuota},
 	typeOf[*corev1.PersistentVolume]():      rules[*corev1.PersistentVolume]{name: dnsSubdomain, validate: validatePersistentVolume, immutable: validatePersistentVolumeUpdate},
