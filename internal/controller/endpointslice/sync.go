@@ -51,11 +51,13 @@ func (c *Controller) syncSlices(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if !wantsEndpoints(svc) {
-		return c.deleteSlices(ctx, key, all)
-	}
+	// Slices written a moment ago may not be listed yet: wait for them
+	// even when all are to go.
 	if c.sliceTracker.Stale(key, all) {
 		return errStale
+	}
+	if !wantsEndpoints(svc) {
+		return c.deleteSlices(ctx, key, all)
 	}
 	pods, err := c.pods.Pods(ns).List(labels.SelectorFromValidatedSet(svc.Spec.Selector))
 	if err != nil {

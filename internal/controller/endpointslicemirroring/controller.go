@@ -168,6 +168,12 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	// Even slices that are to go wait for the informer: a slice this
+	// controller created a moment ago may not be listed yet, and would
+	// outlive its Service otherwise (the Endpoints, its owner, stays).
+	if c.tracker.Stale(key, existing) {
+		return errStale
+	}
 	ep, err := c.endpoints.Endpoints(ns).Get(name)
 	if apierrors.IsNotFound(err) || (err == nil && !shouldMirror(ep)) {
 		return c.deleteSlices(ctx, key, existing)
@@ -183,9 +189,6 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	if err != nil {
 		return err
-	}
-	if c.tracker.Stale(key, existing) {
-		return errStale
 	}
 
 	m := desiredSlices(ep, c.maxPer)

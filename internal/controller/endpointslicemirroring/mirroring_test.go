@@ -134,7 +134,7 @@ func TestMirroring(t *testing.T) {
 			return strings.Join(got, "\n") == strings.Join(want, "\n"), err
 		})
 		if err != nil {
-			t.Fatalf("slices of %s:\n%s\nwant:\n%s", name, strings.Join(got, "\n"), strings.Join(want, "\n"))
+			t.Fatalf("slices of %s (%v):\n%s\nwant:\n%s", name, err, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 		return items
 	}
