@@ -1,8 +1,10 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -84,7 +86,23 @@ type cache struct {
 
 	ready     chan struct{}
 	readyOnce sync.Once
+
+	// written holds, by key, objects this server is storing, in their
+	// canonical form (canonical.go), until the watch brings their events:
+	// the cache takes them instead of decoding etcd's copy.
+	writtenMu sync.Mutex
+	written   map[string]*writtenObject
 }
+
+// writtenObject is an object being stored and the bytes stored for it.
+type writtenObject struct {
+	data []byte
+	obj  runtime.Object
+}
+
+// maxWritten bounds the written objects whose events never came (writes
+// that failed without withdrawing, or that the cache relisted).
+const maxWritten = 4096
 
 func newCache(r *Resource, window int) *cache {
 	return &cache{
@@ -94,11 +112,49 @@ func newCache(r *Resource, window int) *cache {
 		watchers: map[*cacheWatcher]struct{}{},
 		advanced: make(chan struct{}),
 		ready:    make(chan struct{}),
+		written:  map[string]*writtenObject{},
 	}
 }
 
-// run keeps the cache in step with etcd until ctx ends, relisting when the
-// etcd watch breaks off.
+// offer tells the cache, before a write, the bytes it will store at key
+// and its canonical object. The cache takes a copy of obj's top level,
+// whose kind and resourceVersion it sets; what obj points to it shares,
+// so neither the writer nor anyone after may modify that.
+func (c *cache) offer(key string, data []byte, obj runtime.Object) *writtenObject {
+	top := reflect.New(reflect.TypeOf(obj).Elem())
+	top.Elem().Set(reflect.ValueOf(obj).Elem())
+	w := &writtenObject{data: data, obj: top.Interface().(runtime.Object)}
+	c.writtenMu.Lock()
+	if len(c.written) >= maxWritten {
+		clear(c.written)
+	}
+	c.written[key] = w
+	c.writtenMu.Unlock()
+	return w
+}
+
+// withdraw forgets an offer whose write did not happen.
+func (c *cache) withdraw(key string, w *writtenObject) {
+	c.writtenMu.Lock()
+	if c.written[key] == w {
+		delete(c.written, key)
+	}
+	c.writtenMu.Unlock()
+}
+
+// takeWritten returns the object offered for key if value is what was
+// stored for it.
+func (c *cache) takeWritten(key string, value []byte) (runtime.Object, bool) {
+	c.writtenMu.Lock()
+	defer c.writtenMu.Unlock()
+	w, ok := c.written[key]
+	if !ok || !bytes.Equal(w.data, value) {
+		return nil, false
+	}
+	delete(c.written, key)
+	return w.obj, true
+}
+
 func (c *cache) run(ctx context.Context) {
 	log := c.r.store.log.With("resource", c.r.spec.GroupResource.String())
 	backoff := 100 * time.Millisecond
@@ -159,6 +215,9 @@ func (c *cache) relist(ctx context.Context) (int64, error) {
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
+	c.writtenMu.Lock()
+	clear(c.written)
+	c.writtenMu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for w := range c.watchers {
@@ -232,10 +291,17 @@ func (c *cache) toEvent(ev *clientv3.Event) *Event {
 		_ = setRV(obj, ev.Kv.ModRevision)
 		e.Type, e.Object, e.Enc = watch.Deleted, obj, &Encodings{}
 	default:
-		obj, err := c.r.codec.decode(ev.Kv.Value, ev.Kv.ModRevision)
-		if err != nil {
-			c.r.store.log.Error("skipping undecodable object", "key", key, "err", err)
-			return nil
+		obj, ok := c.takeWritten(key, ev.Kv.Value)
+		if ok {
+			// As the decode below would stamp it.
+			obj.GetObjectKind().SetGroupVersionKind(c.r.codec.gvk)
+			_ = setRV(obj, ev.Kv.ModRevision)
+		} else {
+			var err error
+			if obj, err = c.r.codec.decode(ev.Kv.Value, ev.Kv.ModRevision); err != nil {
+				c.r.store.log.Error("skipping undecodable object", "key", key, "err", err)
+				return nil
+			}
 		}
 		e.Object, e.Enc = obj, &Encodings{}
 		if ev.IsCreate() {

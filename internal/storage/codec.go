@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -45,11 +44,25 @@ func (c *codec) encode(obj runtime.Object) ([]byte, error) {
 		acc.SetResourceVersion("")
 		obj.GetObjectKind().SetGroupVersionKind(c.gvk)
 	}
-	var buf bytes.Buffer
-	if err := c.proto.Encode(obj, &buf); err != nil {
+	var w sliceWriter
+	if err := c.proto.EncodeWithAllocator(obj, &w, &runtime.SimpleAllocator{}); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	return w.b, nil
+}
+
+// sliceWriter keeps what is written to it. The protobuf serializer writes
+// an object in one slice its allocator made for that call alone, which
+// is kept as it is instead of copied.
+type sliceWriter struct{ b []byte }
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	if w.b == nil {
+		w.b = p
+	} else {
+		w.b = append(w.b, p...)
+	}
+	return len(p), nil
 }
 
 // decode parses an etcd value and stamps it with rev as its resourceVersion.

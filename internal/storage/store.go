@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -172,14 +173,17 @@ type Resource struct {
 
 // put is the write of data at key, on the TTL's lease when objects expire.
 func (r *Resource) put(ctx context.Context, key string, data []byte) (clientv3.Op, error) {
+	// OpPut copies the value into the op; data is not modified after
+	// encoding, so it need not be copied into a string first.
+	value := unsafe.String(unsafe.SliceData(data), len(data))
 	if r.leases == nil {
-		return clientv3.OpPut(key, string(data)), nil
+		return clientv3.OpPut(key, value), nil
 	}
 	id, err := r.leases.get(ctx)
 	if err != nil {
 		return clientv3.Op{}, err
 	}
-	return clientv3.OpPut(key, string(data), clientv3.WithLease(id)), nil
+	return clientv3.OpPut(key, value, clientv3.WithLease(id)), nil
 }
 
 // Key is the etcd key of an object.
@@ -241,6 +245,7 @@ func (r *Resource) GetCachedEncoded(namespace, name string) (runtime.Object, *En
 // Create stores a new object and returns it with its resourceVersion. The
 // store takes obj over: the caller must not use it afterwards.
 func (r *Resource) Create(ctx context.Context, namespace, name string, obj runtime.Object) (runtime.Object, error) {
+	canonical := canonicalize(obj)
 	data, err := r.codec.encode(obj)
 	if err != nil {
 		return nil, err
@@ -253,10 +258,14 @@ func (r *Resource) Create(ctx context.Context, namespace, name string, obj runti
 	if err != nil {
 		return nil, err
 	}
+	offer := r.offer(key, data, obj, canonical)
 	resp, err := r.store.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 		Then(put).
 		Commit()
+	if err != nil || !resp.Succeeded {
+		r.withdraw(key, offer)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -272,6 +281,22 @@ func (r *Resource) Create(ctx context.Context, namespace, name string, obj runti
 func stamped(obj runtime.Object, gvk schema.GroupVersionKind, rev int64) (runtime.Object, error) {
 	obj.GetObjectKind().SetGroupVersionKind(gvk)
 	return obj, setRV(obj, rev)
+}
+
+// offer tells the watch cache what a write is about to store at key, when
+// obj is canonical, so that it need not decode it; nil when not.
+func (r *Resource) offer(key string, data []byte, obj runtime.Object, canonical bool) *writtenObject {
+	if !canonical || r.cache == nil {
+		return nil
+	}
+	return r.cache.offer(key, data, obj)
+}
+
+// withdraw takes back an offer whose write did not happen.
+func (r *Resource) withdraw(key string, w *writtenObject) {
+	if w != nil {
+		r.cache.withdraw(key, w)
+	}
 }
 
 // cachedAt returns the watch cache's entry for key when it holds revision
@@ -319,6 +344,7 @@ func (r *Resource) Update(ctx context.Context, namespace, name string, fn Update
 		if err != nil {
 			return nil, err
 		}
+		canonical := canonicalize(next)
 		data, err := r.codec.encode(next)
 		if err != nil {
 			return nil, err
@@ -333,10 +359,14 @@ func (r *Resource) Update(ctx context.Context, namespace, name string, fn Update
 		if err != nil {
 			return nil, err
 		}
+		offer := r.offer(key, data, next, canonical)
 		txn, err := r.store.client.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
 			Then(put).
 			Commit()
+		if err != nil || !txn.Succeeded {
+			r.withdraw(key, offer)
+		}
 		if err != nil {
 			return nil, err
 		}
