@@ -143,12 +143,16 @@ func (h *harness) updateBudget(name string, change func(*policyv1.PodDisruptionB
 
 func (h *harness) scale(rs string, replicas int32) {
 	h.t.Helper()
-	sc, err := h.s.Client.AppsV1().ReplicaSets(ns).GetScale(context.Background(), rs, metav1.GetOptions{})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	sc.Spec.Replicas = replicas
-	if _, err := h.s.Client.AppsV1().ReplicaSets(ns).UpdateScale(context.Background(), rs, sc, metav1.UpdateOptions{}); err != nil {
+	// Controllers write the status meanwhile: retry a stale scale.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		sc, err := h.s.Client.AppsV1().ReplicaSets(ns).GetScale(context.Background(), rs, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		sc.Spec.Replicas = replicas
+		_, err = h.s.Client.AppsV1().ReplicaSets(ns).UpdateScale(context.Background(), rs, sc, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		h.t.Fatal(err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
@@ -239,12 +240,16 @@ func TestScalesUpThroughTheScaleSubresource(t *testing.T) {
 	})
 
 	// Scaling the target to zero by hand switches autoscaling off.
-	scale, err := s.Client.AppsV1().ReplicaSets("default").GetScale(ctx, "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	scale.Spec.Replicas = 0
-	if _, err := s.Client.AppsV1().ReplicaSets("default").UpdateScale(ctx, "web", scale, metav1.UpdateOptions{}); err != nil {
+	// The controllers write the status meanwhile: retry a stale scale.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		scale, err := s.Client.AppsV1().ReplicaSets("default").GetScale(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		scale.Spec.Replicas = 0
+		_, err = s.Client.AppsV1().ReplicaSets("default").UpdateScale(ctx, "web", scale, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "ScalingDisabled", func() bool {

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/lotse/lotse/internal/testserver"
@@ -104,12 +105,17 @@ func TestReplicaSetKeepsItsPods(t *testing.T) {
 	waitFor(t, "a replacement", func() bool { return len(owned(t, s, rs)) == 3 })
 
 	// Scaling down deletes pods; scaling to zero deletes all of them.
-	scale, err := sets.GetScale(ctx, "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	scale.Spec.Replicas = 1
-	if _, err := sets.UpdateScale(ctx, "web", scale, metav1.UpdateOptions{}); err != nil {
+	// The controller writes the status meanwhile: retry a stale scale, as
+	// clients do.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		scale, err := sets.GetScale(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		scale.Spec.Replicas = 1
+		_, err = sets.UpdateScale(ctx, "web", scale, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "1 pod", func() bool { return len(owned(t, s, rs)) == 1 })
