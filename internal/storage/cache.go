@@ -155,6 +155,8 @@ func (c *cache) takeWritten(key string, value []byte) (runtime.Object, bool) {
 	return w.obj, true
 }
 
+// run keeps the cache in step with etcd until ctx ends, relisting when the
+// etcd watch breaks off.
 func (c *cache) run(ctx context.Context) {
 	log := c.r.store.log.With("resource", c.r.spec.GroupResource.String())
 	backoff := 100 * time.Millisecond

@@ -114,11 +114,14 @@ func (b *builder) build(t reflect.Type) canonicalizer {
 			return true
 		}
 	case quantityType:
-		// Stored as its canonical text, read back parsed.
+		// Stored as its canonical text, read back parsed. Its text is
+		// memoized now: String writes the memo on first use, and the
+		// object is about to be read by several goroutines at once.
 		return func(v reflect.Value) bool {
 			q := v.Addr().Interface().(*resource.Quantity)
 			parsed, err := resource.ParseQuantity(q.String())
 			*q = parsed
+			_ = q.String()
 			return err == nil
 		}
 	case typeMetaType:
