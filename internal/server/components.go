@@ -41,6 +41,13 @@ func (s *Server) clientConfig(bundle *pki.Bundle, user string) (*rest.Config, er
 		TLSClientConfig: rest.TLSClientConfig{CAData: bundle.CAPEM, CertData: cert, KeyData: key},
 		QPS:             5000,
 		Burst:           10000,
+		// Protobuf, as upstream's components talk by default: a pod
+		// decodes in a fifth of the time JSON takes, and every informer
+		// decodes every event.
+		ContentConfig: rest.ContentConfig{
+			ContentType:        "application/vnd.kubernetes.protobuf",
+			AcceptContentTypes: "application/vnd.kubernetes.protobuf,application/json",
+		},
 		// "kube-controller-manager/lotse": server-side apply records
 		// writes under the agent's first word, as upstream's components
 		// are recorded.
