@@ -50,7 +50,7 @@ type restMetrics struct {
 
 func (m restMetrics) PodMetrics(ctx context.Context, namespace string, selector labels.Selector) ([]PodMetrics, error) {
 	raw, err := m.rest.Get().AbsPath("/apis/metrics.k8s.io/v1beta1/namespaces", namespace, "pods").
-		Param("labelSelector", selector.String()).Do(ctx).Raw()
+		Param("labelSelector", selector.String()).SetHeader("Accept", "application/json").Do(ctx).Raw()
 	if err != nil {
 		return nil, err
 	}

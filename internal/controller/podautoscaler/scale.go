@@ -70,7 +70,8 @@ func (s scales) lookup(gv schema.GroupVersion, kind string) (string, error) {
 }
 
 func (s scales) get(ctx context.Context, path string) (*autoscalingv1.Scale, error) {
-	raw, err := s.rest.Get().AbsPath(path).Do(ctx).Raw()
+	// JSON whatever the client's default (components talk protobuf).
+	raw, err := s.rest.Get().AbsPath(path).SetHeader("Accept", "application/json").Do(ctx).Raw()
 	if err != nil {
 		return nil, err
 	}
