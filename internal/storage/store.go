@@ -254,18 +254,7 @@ func (r *Resource) Create(ctx context.Context, namespace, name string, obj runti
 		return nil, ErrTooLarge
 	}
 	key := r.Key(namespace, name)
-	put, err := r.put(ctx, key, data)
-	if err != nil {
-		return nil, err
-	}
-	offer := r.offer(key, data, obj, canonical)
-	resp, err := r.store.client.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(put).
-		Commit()
-	if err != nil || !resp.Succeeded {
-		r.withdraw(key, offer)
-	}
+	resp, err := r.write(ctx, key, clientv3.Compare(clientv3.CreateRevision(key), "=", 0), data, obj, canonical)
 	if err != nil {
 		return nil, err
 	}
@@ -283,20 +272,23 @@ func stamped(obj runtime.Object, gvk schema.GroupVersionKind, rev int64) (runtim
 	return obj, setRV(obj, rev)
 }
 
-// offer tells the watch cache what a write is about to store at key, when
-// obj is canonical, so that it need not decode it; nil when not.
-func (r *Resource) offer(key string, data []byte, obj runtime.Object, canonical bool) *writtenObject {
-	if !canonical || r.cache == nil {
-		return nil
+// write stores data at key if cond holds. While it does, the watch cache
+// is offered obj, when canonical, so that it need not decode the write;
+// a write that does not happen takes the offer back.
+func (r *Resource) write(ctx context.Context, key string, cond clientv3.Cmp, data []byte, obj runtime.Object, canonical bool) (*clientv3.TxnResponse, error) {
+	put, err := r.put(ctx, key, data)
+	if err != nil {
+		return nil, err
 	}
-	return r.cache.offer(key, data, obj)
-}
-
-// withdraw takes back an offer whose write did not happen.
-func (r *Resource) withdraw(key string, w *writtenObject) {
-	if w != nil {
-		r.cache.withdraw(key, w)
+	var offer *writtenObject
+	if canonical && r.cache != nil {
+		offer = r.cache.offer(key, data, obj)
 	}
+	resp, err := r.store.client.Txn(ctx).If(cond).Then(put).Commit()
+	if offer != nil && (err != nil || !resp.Succeeded) {
+		r.cache.withdraw(key, offer)
+	}
+	return resp, err
 }
 
 // cachedAt returns the watch cache's entry for key when it holds revision
@@ -355,18 +347,7 @@ func (r *Resource) Update(ctx context.Context, namespace, name string, fn Update
 		if len(data) > MaxObjectBytes {
 			return nil, ErrTooLarge
 		}
-		put, err := r.put(ctx, key, data)
-		if err != nil {
-			return nil, err
-		}
-		offer := r.offer(key, data, next, canonical)
-		txn, err := r.store.client.Txn(ctx).
-			If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
-			Then(put).
-			Commit()
-		if err != nil || !txn.Succeeded {
-			r.withdraw(key, offer)
-		}
+		txn, err := r.write(ctx, key, clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision), data, next, canonical)
 		if err != nil {
 			return nil, err
 		}
