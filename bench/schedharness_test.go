@@ -8,6 +8,8 @@ import (
 	"math"
 	"net"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -211,6 +213,7 @@ func (c *schedCluster) timeToBind(b *testing.B, ns string, n int, run func(ctx c
 	var wg sync.WaitGroup
 	wg.Go(func() { countBound(ctx, b, pods, head.ResourceVersion, n, done) })
 	wg.Go(func() { c.probeLoop(ctx, ns, head.Items[0].Name, r) })
+	stopProfile := startCPUProfile(b, ns)
 	start := time.Now()
 	r.start = start
 	wg.Go(func() { run(ctx, r) })
@@ -225,9 +228,35 @@ func (c *schedCluster) timeToBind(b *testing.B, ns string, n int, run func(ctx c
 		b.Fatalf("%s: not all %d pods bound after %v", ns, n, timeout)
 	}
 	r.elapsed = time.Since(start)
+	stopProfile()
 	cancel()
 	wg.Wait()
 	return r
+}
+
+// startCPUProfile writes a CPU profile of the process (server, etcd,
+// scheduler and clients) to $LOTSE_BENCH_PROFILES/name.cpu.pb.gz, when
+// that directory is set, until the returned function is called.
+func startCPUProfile(b *testing.B, name string) (stop func()) {
+	b.Helper()
+	dir := os.Getenv("LOTSE_BENCH_PROFILES")
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, name+".cpu.pb.gz"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
 }
 
 // countBound watches ns from rv and closes done once n distinct pods have

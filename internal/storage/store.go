@@ -254,7 +254,7 @@ func (r *Resource) Create(ctx context.Context, namespace, name string, obj runti
 		return nil, ErrTooLarge
 	}
 	key := r.Key(namespace, name)
-	resp, err := r.write(ctx, key, clientv3.Compare(clientv3.CreateRevision(key), "=", 0), data, obj, canonical)
+	resp, err := r.write(ctx, key, data, obj, canonical, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)})
 	if err != nil {
 		return nil, err
 	}
@@ -272,10 +272,10 @@ func stamped(obj runtime.Object, gvk schema.GroupVersionKind, rev int64) (runtim
 	return obj, setRV(obj, rev)
 }
 
-// write stores data at key if cond holds. While it does, the watch cache
-// is offered obj, when canonical, so that it need not decode the write;
-// a write that does not happen takes the offer back.
-func (r *Resource) write(ctx context.Context, key string, cond clientv3.Cmp, data []byte, obj runtime.Object, canonical bool) (*clientv3.TxnResponse, error) {
+// write stores data at key if conds hold, else runs orElse. While it
+// does, the watch cache is offered obj, when canonical, so that it need
+// not decode the write; a write that does not happen takes the offer back.
+func (r *Resource) write(ctx context.Context, key string, data []byte, obj runtime.Object, canonical bool, conds []clientv3.Cmp, orElse ...clientv3.Op) (*clientv3.TxnResponse, error) {
 	put, err := r.put(ctx, key, data)
 	if err != nil {
 		return nil, err
@@ -284,7 +284,7 @@ func (r *Resource) write(ctx context.Context, key string, cond clientv3.Cmp, dat
 	if canonical && r.cache != nil {
 		offer = r.cache.offer(key, data, obj)
 	}
-	resp, err := r.store.client.Txn(ctx).If(cond).Then(put).Commit()
+	resp, err := r.store.client.Txn(ctx).If(conds...).Then(put).Else(orElse...).Commit()
 	if offer != nil && (err != nil || !resp.Succeeded) {
 		r.cache.withdraw(key, offer)
 	}
@@ -298,65 +298,123 @@ func (r *Resource) cachedAt(key string, rev int64) (*entry, bool) {
 	return e, ok && e.rev == rev
 }
 
-// read returns the stored value of key and its decoded object.
-func (r *Resource) read(ctx context.Context, key string) (*mvccpb.KeyValue, runtime.Object, error) {
+// read returns key's current object, decoded, and its revision.
+func (r *Resource) read(ctx context.Context, key string) (runtime.Object, int64, error) {
 	resp, err := r.store.client.Get(ctx, key)
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, err
 	}
-	if len(resp.Kvs) == 0 {
-		return nil, nil, ErrNotFound
+	return r.current(key, resp.Kvs)
+}
+
+// current returns the object of kvs, etcd's answer to a Get of key, as a
+// private copy, and its revision; ErrNotFound when etcd had no such key.
+func (r *Resource) current(key string, kvs []*mvccpb.KeyValue) (runtime.Object, int64, error) {
+	if len(kvs) == 0 {
+		return nil, 0, ErrNotFound
 	}
-	kv := resp.Kvs[0]
+	kv := kvs[0]
 	// The watch cache's copy of the same revision is the same object;
 	// copying it costs less than decoding the stored bytes.
 	if e, ok := r.cachedAt(key, kv.ModRevision); ok {
-		return kv, e.obj.DeepCopyObject(), nil
+		return e.obj.DeepCopyObject(), kv.ModRevision, nil
 	}
 	obj, err := r.codec.decode(kv.Value, kv.ModRevision)
-	return kv, obj, err
+	return obj, kv.ModRevision, err
+}
+
+// cachedCopy returns a private copy of the watch cache's object at key and
+// its revision, nil when the cache has none. The copy may be a little
+// behind etcd: writes starting from it make their transaction conditional
+// on its revision, as upstream's GuaranteedUpdate does with the cacher's
+// copy, and read etcd only when the condition fails.
+func (r *Resource) cachedCopy(key string) (runtime.Object, int64) {
+	if r.cache == nil {
+		return nil, 0
+	}
+	e, ok := r.cache.get(key)
+	if !ok {
+		return nil, 0
+	}
+	return e.obj.DeepCopyObject(), e.rev
+}
+
+// orCurrent is the Else branch of a write conditional on a revision: it
+// brings back the current state, for the retry or to tell a stale start
+// from a write that changes nothing.
+func orCurrent(key string) clientv3.Op { return clientv3.OpGet(key) }
+
+// currentOf returns the current state that orCurrent brought back.
+func currentOf(resp *clientv3.TxnResponse) []*mvccpb.KeyValue {
+	return resp.Responses[0].GetResponseRange().Kvs
 }
 
 // UpdateFunc computes the new object from the current one, which it may
 // modify (it is a private copy). Returning an error aborts the update.
 type UpdateFunc func(current runtime.Object) (runtime.Object, error)
 
-// Update reads the current object, applies fn and writes the result if
-// nothing changed in between; on a concurrent write it reads again and
-// retries. An update that changes nothing writes nothing. The object fn
+// Update applies fn to the current object and writes the result if
+// nothing changed in between; on a concurrent write it retries from the
+// new state. An update that changes nothing writes nothing. The object fn
 // returns is the store's from then on, and is returned.
+//
+// The first attempt starts from the watch cache's copy, which is nearly
+// always current: the update is then one etcd transaction, without a read
+// before it. The transaction writes only if the revision is still the
+// copy's and the value differs; otherwise it answers with the current
+// value, which says whether the update changed nothing (same revision) or
+// must be retried (a newer one).
 func (r *Resource) Update(ctx context.Context, namespace, name string, fn UpdateFunc) (runtime.Object, error) {
 	key := r.Key(namespace, name)
+	cur, rev := r.cachedCopy(key)
+	fromEtcd := false // cur is what etcd last answered, not the cache's copy
 	for attempt := 0; ; attempt++ {
-		kv, cur, err := r.read(ctx, key)
-		if err != nil {
-			return nil, err
+		if cur == nil {
+			var err error
+			if cur, rev, err = r.read(ctx, key); err != nil {
+				return nil, err
+			}
+			fromEtcd = true
 		}
 		next, err := fn(cur)
 		if err != nil {
-			return nil, err
+			if fromEtcd {
+				return nil, err
+			}
+			// A stale copy can fail a precondition the current
+			// object meets: judge again on etcd's.
+			cur = nil
+			continue
 		}
 		canonical := canonicalize(next)
 		data, err := r.codec.encode(next)
 		if err != nil {
 			return nil, err
 		}
-		if string(data) == string(kv.Value) {
-			return stamped(next, r.codec.gvk, kv.ModRevision)
-		}
 		if len(data) > MaxObjectBytes {
 			return nil, ErrTooLarge
 		}
-		txn, err := r.write(ctx, key, clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision), data, next, canonical)
+		txn, err := r.write(ctx, key, data, next, canonical, []clientv3.Cmp{
+			clientv3.Compare(clientv3.ModRevision(key), "=", rev),
+			clientv3.Compare(clientv3.Value(key), "!=", unsafe.String(unsafe.SliceData(data), len(data))),
+		}, orCurrent(key))
 		if err != nil {
 			return nil, err
 		}
 		if txn.Succeeded {
 			return stamped(next, r.codec.gvk, txn.Header.Revision)
 		}
+		kvs := currentOf(txn)
+		if len(kvs) > 0 && kvs[0].ModRevision == rev {
+			return stamped(next, r.codec.gvk, rev) // the same value: nothing to write
+		}
 		if attempt > 100 {
 			return nil, ErrConflict
 		}
+		if cur, rev, err = r.current(key, kvs); err != nil {
+			return nil, err
+		}
+		fromEtcd = true
 	}
 }
 
@@ -364,22 +422,33 @@ func (r *Resource) Update(ctx context.Context, namespace, name string, fn Update
 type DeleteFunc func(current runtime.Object) error
 
 // Delete removes the object if check passes, retrying on concurrent
-// writes, and returns its last state.
+// writes, and returns its last state. Like Update, it starts from the
+// watch cache's copy and reads etcd only when that was stale.
 func (r *Resource) Delete(ctx context.Context, namespace, name string, check DeleteFunc) (runtime.Object, error) {
 	key := r.Key(namespace, name)
+	cur, rev := r.cachedCopy(key)
+	fromEtcd := false
 	for attempt := 0; ; attempt++ {
-		kv, cur, err := r.read(ctx, key)
-		if err != nil {
-			return nil, err
+		if cur == nil {
+			var err error
+			if cur, rev, err = r.read(ctx, key); err != nil {
+				return nil, err
+			}
+			fromEtcd = true
 		}
 		if check != nil {
 			if err := check(cur); err != nil {
-				return nil, err
+				if fromEtcd {
+					return nil, err
+				}
+				cur = nil
+				continue
 			}
 		}
 		txn, err := r.store.client.Txn(ctx).
-			If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
 			Then(clientv3.OpDelete(key)).
+			Else(orCurrent(key)).
 			Commit()
 		if err != nil {
 			return nil, err
@@ -390,6 +459,10 @@ func (r *Resource) Delete(ctx context.Context, namespace, name string, check Del
 		if attempt > 100 {
 			return nil, ErrConflict
 		}
+		if cur, rev, err = r.current(key, currentOf(txn)); err != nil {
+			return nil, err
+		}
+		fromEtcd = true
 	}
 }
 
