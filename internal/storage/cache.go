@@ -448,7 +448,20 @@ func (c *cache) list(opts ListOptions) *ListResult {
 	rev := c.rev
 	c.mu.RUnlock()
 	sort.Slice(matched, func(i, j int) bool { return matched[i].key < matched[j].key })
-	res := &ListResult{Items: make([]runtime.Object, len(matched)), Encodings: make([]*Encodings, len(matched)), ResourceVersion: rev}
+	res := &ListResult{ResourceVersion: rev}
+	if opts.Limit > 0 && int64(len(matched)) > opts.Limit {
+		// The pages after this one are read from etcd at rev, where
+		// they are what follows this page in the cache's state at rev;
+		// the token is the one listEtcd makes.
+		last := matched[opts.Limit-1].key
+		res.Continue = encodeContinue(rev, strings.TrimPrefix(last, prefix)+"\x00")
+		if opts.Match == nil {
+			n := int64(len(matched)) - opts.Limit
+			res.RemainingItemCount = &n
+		}
+		matched = matched[:opts.Limit]
+	}
+	res.Items, res.Encodings = make([]runtime.Object, len(matched)), make([]*Encodings, len(matched))
 	for i, m := range matched {
 		res.Items[i], res.Encodings[i] = m.obj, m.enc
 	}

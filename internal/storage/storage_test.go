@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -327,5 +328,73 @@ func TestObjectsWithATTLExpire(t *testing.T) {
 	}
 	if d := time.Since(start); d < 2*time.Second {
 		t.Errorf("objects expired after %v, before their TTL", d)
+	}
+}
+
+// A paginated list's first page comes from the watch cache, the rest from
+// etcd at the first page's revision: together they are one snapshot,
+// whatever is written between the pages.
+func TestPagesAreOneSnapshot(t *testing.T) {
+	_, r := newTestStore(t, 100)
+	ctx := context.Background()
+	for i := 0; i < 10; i++ {
+		name := fmt.Sprintf("cm-%02d", i)
+		if _, err := r.Create(ctx, "a", name, cm("a", name, "1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := r.List(ctx, ListOptions{Namespace: "a", Limit: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Items) != 4 || first.Continue == "" || first.RemainingItemCount == nil || *first.RemainingItemCount != 6 {
+		t.Fatalf("first page: %d items, continue %q, remaining %v; want 4, a token, 6", len(first.Items), first.Continue, first.RemainingItemCount)
+	}
+	if first.Encodings == nil {
+		t.Fatal("first page was not served from the watch cache (no memoized encodings)")
+	}
+	// Writes after the first page: a new object, a changed one and a
+	// deleted one, all in the part still to come.
+	if _, err := r.Create(ctx, "a", "cm-05a", cm("a", "cm-05a", "1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Update(ctx, "a", "cm-06", setData("v", "2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Delete(ctx, "a", "cm-07", nil); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{}
+	for _, o := range first.Items {
+		names = append(names, o.(*corev1.ConfigMap).Name)
+	}
+	opts := ListOptions{Namespace: "a", Limit: 4, Continue: first.Continue}
+	for {
+		page, err := r.List(ctx, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.ResourceVersion != first.ResourceVersion {
+			t.Fatalf("page at revision %d, first page at %d", page.ResourceVersion, first.ResourceVersion)
+		}
+		for _, o := range page.Items {
+			c := o.(*corev1.ConfigMap)
+			if c.Data["v"] != "1" {
+				t.Fatalf("%s has v=%s, a write made after the first page", c.Name, c.Data["v"])
+			}
+			names = append(names, c.Name)
+		}
+		if opts.Continue = page.Continue; opts.Continue == "" {
+			break
+		}
+	}
+	want := "cm-00 cm-01 cm-02 cm-03 cm-04 cm-05 cm-06 cm-07 cm-08 cm-09"
+	if got := strings.Join(names, " "); got != want {
+		t.Fatalf("pages gave %s, want the snapshot %s", got, want)
+	}
+	// With a selector the count of what remains is not given, as upstream.
+	sel, err := r.List(ctx, ListOptions{Namespace: "a", Limit: 2, Match: func(runtime.Object) bool { return true }})
+	if err != nil || sel.Continue == "" || sel.RemainingItemCount != nil {
+		t.Fatalf("selected first page: continue %q, remaining %v, err %v", sel.Continue, sel.RemainingItemCount, err)
 	}
 }

@@ -487,9 +487,12 @@ type ListResult struct {
 	RemainingItemCount *int64
 }
 
-// List returns the matching objects sorted by key. Unpaginated lists are
-// served from the watch cache once it has caught up with etcd; paginated
-// and exact-revision lists read etcd at one revision.
+// List returns the matching objects sorted by key. Lists, and the first
+// page of paginated ones, are served from the watch cache once it has
+// caught up with etcd, as upstream's cache does since 1.34 (consistent
+// reads from cache, and its snapshots for pages); the pages after the
+// first, and exact-revision lists, read etcd at the revision the first
+// page was served at.
 func (r *Resource) List(ctx context.Context, opts ListOptions) (*ListResult, error) {
 	var rv int64
 	if opts.ResourceVersion != "" {
@@ -506,9 +509,8 @@ func (r *Resource) List(ctx context.Context, opts ListOptions) (*ListResult, err
 		return r.listEtcd(ctx, opts, rv)
 	case opts.ResourceVersion == "0":
 		// "Any" freshness: whatever the cache has, pagination ignored as upstream.
+		opts.Limit = 0
 		return r.cache.list(opts), nil
-	case opts.Limit > 0 && opts.ResourceVersion == "":
-		return r.listEtcd(ctx, opts, 0)
 	}
 	// Lists are consistent: the cache must have caught up with etcd's
 	// current revision, which also satisfies any NotOlderThan revision.
