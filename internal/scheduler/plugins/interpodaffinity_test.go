@@ -148,3 +148,33 @@ func TestInterPodAffinityNamespaces(t *testing.T) {
 			want: fw.UnschedulableAndUnresolvable, reasons: noAffinity},
 	})
 }
+
+// A pod without terms, which no placed pod's anti-affinity selects, has
+// nothing to check on any node: the PreFilter says Skip, so that the
+// cycle leaves the per-node Filter out.
+func TestInterPodAffinitySkipsPodsWithNothingToCheck(t *testing.T) {
+	a1 := mkNode("a1", "1", "1Gi", map[string]string{"zone": "a"})
+	web := map[string]string{"app": "web"}
+	db := map[string]string{"app": "db"}
+	antiDB := mkPod("w", "", "", onNode("a1"), withLabels(web), podAntiAffinity(podTerm("zone", db)))
+	for _, tc := range []struct {
+		name   string
+		pod    *v1.Pod
+		others []*v1.Pod
+		skip   bool
+	}{
+		{"no terms, no placed anti-affinity", mkPod("p", "", "", withLabels(db)), nil, true},
+		{"no terms, placed anti-affinity selects others", mkPod("p", "", "", withLabels(web)), []*v1.Pod{antiDB}, true},
+		{"no terms, placed anti-affinity selects the pod", mkPod("p", "", "", withLabels(db)), []*v1.Pod{antiDB}, false},
+		{"own affinity", mkPod("p", "", "", podAffinity(podTerm("zone", db))), nil, false},
+		{"own anti-affinity", mkPod("p", "", "", podAntiAffinity(podTerm("zone", db))), nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			snap := fw.SnapshotOf([]*v1.Node{a1}, tc.others)
+			st := InterPodAffinity{}.PreFilter(fw.NewCycleState(), fw.NewPodInfo(tc.pod), snap)
+			if skipped := st != nil && st.Code == fw.Skip; skipped != tc.skip {
+				t.Fatalf("PreFilter = %+v, want skip %v", st, tc.skip)
+			}
+		})
+	}
+}
