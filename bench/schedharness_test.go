@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/lotse/lotse/internal/scheduler"
@@ -77,8 +78,10 @@ type schedWorkload struct {
 // schedCluster is the control plane of one scheduler benchmark.
 type schedCluster struct {
 	srv *testserver.Server
-	// client has no client-side rate limit (the server is measured) and
-	// shares one HTTP/2 connection, as a scheduler process would.
+	// client is the scheduler's (and the bind-only baseline's): the
+	// server's in-memory loopback, as `lotse server`'s own scheduler
+	// reaches the API, with no client-side rate limit (the server is
+	// measured).
 	client kubernetes.Interface
 	// conns are the creating workers' own connections.
 	conns []kubernetes.Interface
@@ -101,7 +104,9 @@ func startSchedCluster(b *testing.B) *schedCluster {
 		c.Dial = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 		return kubernetes.NewForConfigOrDie(c)
 	}
-	c := &schedCluster{srv: srv, client: kubernetes.NewForConfigOrDie(cfg), probe: own()}
+	loopback := srv.Loopback(b, "system:kube-scheduler")
+	loopback.QPS, loopback.Burst = -1, 0
+	c := &schedCluster{srv: srv, client: kubernetes.NewForConfigOrDie(loopback), probe: own()}
 	for range workers {
 		c.conns = append(c.conns, own())
 	}
@@ -190,7 +195,20 @@ type bindRun struct {
 	bind, get, list latencies
 	bindErrs        atomic.Int64
 	probeErrs       atomic.Int64
+	watchRestarts   atomic.Int64 // of the watch that stops the clock
 	pods            int
+
+	failOnce sync.Once
+	failed   chan struct{} // closed when the run cannot end well
+	failErr  error
+}
+
+// fail ends the run: the pods it binds would never all be bound.
+func (r *bindRun) fail(err error) {
+	r.failOnce.Do(func() {
+		r.failErr = err
+		close(r.failed)
+	})
 }
 
 func (r *bindRun) rate() float64 { return float64(r.pods) / r.elapsed.Seconds() }
@@ -203,15 +221,17 @@ func (c *schedCluster) timeToBind(b *testing.B, ns string, n int, run func(ctx c
 	b.Helper()
 	ctx, cancel := context.WithCancel(b.Context())
 	defer cancel()
-	pods := c.client.CoreV1().Pods(ns)
+	// The watch that stops the clock is an outside observer, on a
+	// network connection of its own (a creating worker's, idle now).
+	pods := c.conns[0].CoreV1().Pods(ns)
 	head, err := pods.List(ctx, metav1.ListOptions{Limit: 1})
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := &bindRun{pods: n}
+	r := &bindRun{pods: n, failed: make(chan struct{})}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() { countBound(ctx, b, pods, head.ResourceVersion, n, done) })
+	wg.Go(func() { countBound(ctx, r, pods, head.ResourceVersion, n, done) })
 	wg.Go(func() { c.probeLoop(ctx, ns, head.Items[0].Name, r) })
 	stopProfile := startCPUProfile(b, ns)
 	start := time.Now()
@@ -222,6 +242,10 @@ func (c *schedCluster) timeToBind(b *testing.B, ns string, n int, run func(ctx c
 	timeout := 10*time.Minute + time.Duration(n)*50*time.Millisecond
 	select {
 	case <-done:
+	case <-r.failed:
+		cancel()
+		wg.Wait()
+		b.Fatalf("%s: %v", ns, r.failErr)
 	case <-time.After(timeout):
 		cancel()
 		wg.Wait()
@@ -261,40 +285,55 @@ func startCPUProfile(b *testing.B, name string) (stop func()) {
 
 // countBound watches ns from rv and closes done once n distinct pods have
 // been seen with spec.nodeName. It keeps names only, not pods, so that
-// the 150,000-pod run does not hold another copy of every pod.
-func countBound(ctx context.Context, b *testing.B, pods interface {
-	Watch(context.Context, metav1.ListOptions) (watch.Interface, error)
-}, rv string, n int, done chan struct{}) {
+// the 150,000-pod run does not hold another copy of every pod. When its
+// watch fails it relists and watches again, as an informer does.
+func countBound(ctx context.Context, r *bindRun, pods typedcorev1.PodInterface, rv string, n int, done chan struct{}) {
 	bound := make(map[string]struct{}, n)
+	// see counts p and reports whether all n are bound.
+	see := func(p *corev1.Pod) bool {
+		if p.Spec.NodeName != "" {
+			bound[p.Name] = struct{}{}
+		}
+		return len(bound) == n
+	}
 	for ctx.Err() == nil {
+		if rv == "" {
+			l, err := pods.List(ctx, metav1.ListOptions{})
+			if err != nil {
+				if ctx.Err() == nil {
+					r.fail(fmt.Errorf("relisting the pods: %w", err))
+				}
+				return
+			}
+			for i := range l.Items {
+				if see(&l.Items[i]) {
+					close(done)
+					return
+				}
+			}
+			rv = l.ResourceVersion
+		}
 		w, err := pods.Watch(ctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
 		if err != nil {
-			if ctx.Err() == nil {
-				b.Errorf("watch: %v", err)
-			}
-			return
+			r.watchRestarts.Add(1)
+			rv = ""
+			continue
 		}
 		for ev := range w.ResultChan() {
 			if ev.Type == watch.Error {
-				b.Errorf("watch error: %v", ev.Object)
-				w.Stop()
-				return
+				r.watchRestarts.Add(1)
+				rv = ""
+				break
 			}
 			p, ok := ev.Object.(*corev1.Pod)
 			if !ok {
 				continue
 			}
 			rv = p.ResourceVersion // resume here if the server ends the watch
-			if p.Spec.NodeName == "" {
-				continue
-			}
-			if _, dup := bound[p.Name]; !dup {
-				bound[p.Name] = struct{}{}
-				if len(bound) == n {
-					close(done)
-					w.Stop()
-					return
-				}
+			if see(p) {
+				close(done)
+				w.Stop()
+				return
 			}
 		}
 		w.Stop()
@@ -372,18 +411,18 @@ func bindPod(ctx context.Context, c kubernetes.Interface, pod *corev1.Pod, node 
 
 // runScheduler runs lotse's scheduler with its defaults (events and the
 // PodScheduled reporter included) until ctx ends.
-func (c *schedCluster) runScheduler(b *testing.B) func(ctx context.Context, r *bindRun) {
+func (c *schedCluster) runScheduler() func(ctx context.Context, r *bindRun) {
 	return func(ctx context.Context, r *bindRun) {
 		s, err := scheduler.New(scheduler.Config{
 			Client: c.client, Binder: timedBinder{client: c.client, r: r},
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		})
 		if err != nil {
-			b.Error(err)
+			r.fail(err)
 			return
 		}
 		if err := s.Run(ctx); err != nil {
-			b.Error(err)
+			r.fail(err)
 		}
 	}
 }
@@ -392,7 +431,7 @@ func (c *schedCluster) runScheduler(b *testing.B) func(ctx context.Context, r *b
 // (paged LISTs, as an informer's first list) and binds each where
 // wl.bindTarget says, with the scheduler's bind concurrency, without
 // filtering, scoring, a queue or events.
-func (c *schedCluster) bindOnly(b *testing.B, ns string, wl schedWorkload) func(ctx context.Context, r *bindRun) {
+func (c *schedCluster) bindOnly(ns string, wl schedWorkload) func(ctx context.Context, r *bindRun) {
 	return func(ctx context.Context, r *bindRun) {
 		pending := make(chan *corev1.Pod, 1000)
 		var wg sync.WaitGroup
@@ -409,7 +448,7 @@ func (c *schedCluster) bindOnly(b *testing.B, ns string, wl schedWorkload) func(
 			l, err := c.client.CoreV1().Pods(ns).List(ctx, opts)
 			if err != nil {
 				if ctx.Err() == nil {
-					b.Error(err)
+					r.fail(fmt.Errorf("listing the pending pods: %w", err))
 				}
 				break
 			}

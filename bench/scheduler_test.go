@@ -67,12 +67,12 @@ func benchSchedule(b *testing.B, wl schedWorkload) {
 		ns := fmt.Sprintf("sched-%d", iter)
 		c.createPods(b, ns, wl)
 		b.StartTimer()
-		last = c.timeToBind(b, ns, wl.pods, c.runScheduler(b))
+		last = c.timeToBind(b, ns, wl.pods, c.runScheduler())
 		b.StopTimer()
 
 		ns = fmt.Sprintf("bindonly-%d", iter)
 		c.createPods(b, ns, wl)
-		lastBase = c.timeToBind(b, ns, wl.pods, c.bindOnly(b, ns, wl))
+		lastBase = c.timeToBind(b, ns, wl.pods, c.bindOnly(ns, wl))
 
 		decide, err := c.replayDecisions(wl)
 		if err != nil {
@@ -107,12 +107,12 @@ func benchSchedule(b *testing.B, wl schedWorkload) {
 		name string
 		run  *bindRun
 	}{{"scheduler", last}, {"bind-only", lastBase}} {
-		b.Logf("%s: %d pods in %v (%.0f pods/s), first bound after %v; bind p50/p99/max %v/%v/%v; probe GET p50/p99 %v/%v (%d), LIST500 p50/p99 %v/%v (%d); errors: %d bind, %d probe",
+		b.Logf("%s: %d pods in %v (%.0f pods/s), first bound after %v; bind p50/p99/max %v/%v/%v; probe GET p50/p99 %v/%v (%d), LIST500 p50/p99 %v/%v (%d); errors: %d bind, %d probe; clock's watch restarted %d times",
 			r.name, r.run.pods, r.run.elapsed.Round(time.Millisecond), r.run.rate(), time.Duration(r.run.firstBind.Load()).Round(time.Millisecond),
 			r.run.bind.quantile(0.5).Round(time.Microsecond), r.run.bind.quantile(0.99).Round(time.Microsecond), r.run.bind.quantile(1).Round(time.Microsecond),
 			r.run.get.quantile(0.5).Round(time.Microsecond), r.run.get.quantile(0.99).Round(time.Microsecond), len(r.run.get.d),
 			r.run.list.quantile(0.5).Round(time.Microsecond), r.run.list.quantile(0.99).Round(time.Microsecond), len(r.run.list.d),
-			r.run.bindErrs.Load(), r.run.probeErrs.Load())
+			r.run.bindErrs.Load(), r.run.probeErrs.Load(), r.run.watchRestarts.Load())
 	}
 }
 

@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -18,41 +21,81 @@ import (
 	"github.com/lotse/lotse/internal/controller/manager"
 	"github.com/lotse/lotse/internal/dns"
 	"github.com/lotse/lotse/internal/ingress"
+	"github.com/lotse/lotse/internal/inmemory"
 	"github.com/lotse/lotse/internal/pki"
 	"github.com/lotse/lotse/internal/scheduler"
 )
 
-// clientConfig is how an in-process component reaches the API: over
-// loopback HTTPS with a client certificate of its own, exactly as it would
-// from another machine (no back doors). Its client-side rate limit is far
-// above upstream's defaults for kube-scheduler and kube-controller-manager
-// (50 and 20 QPS): those protect a shared API server from a component
-// elsewhere; here it is the one server's own component, and a limit of
-// hundreds of requests a second would be what a 30,000-pod rollout waits
-// on (bench/README.md, figure 13). It still stops a component gone
-// into a hot loop from starving everyone else.
-func (s *Server) clientConfig(bundle *pki.Bundle, user string) (*rest.Config, error) {
-	cert, key, err := bundle.IssueClientCert(user, nil, 365*24*time.Hour)
+// loopback is how an in-process component reaches the API: through the
+// same handlers, authentication, authorization and admission as any
+// client, with a client certificate of its own, but in memory instead of
+// over TCP and TLS (DESIGN.md 3 allows exactly that). The certificate is
+// presented as a verified TLS peer certificate, so the x509
+// authenticator knows the component as it would from another machine.
+func (s *Server) loopback(bundle *pki.Bundle, user string, groups []string) (*rest.Config, error) {
+	if s.handler == nil {
+		return nil, errors.New("server: the API is not served yet")
+	}
+	certPEM, _, err := bundle.IssueClientCert(user, groups, 365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(certPEM)
+	if block == nil {
+		return nil, errors.New("server: issued client certificate is not PEM")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
 		return nil, err
 	}
 	return &rest.Config{
-		Host:            s.url,
-		TLSClientConfig: rest.TLSClientConfig{CAData: bundle.CAPEM, CertData: cert, KeyData: key},
-		QPS:             5000,
-		Burst:           10000,
-		// Protobuf, as upstream's components talk by default: a pod
-		// decodes in a fifth of the time JSON takes, and every informer
-		// decodes every event.
-		ContentConfig: rest.ContentConfig{
-			ContentType:        "application/vnd.kubernetes.protobuf",
-			AcceptContentTypes: "application/vnd.kubernetes.protobuf,application/json",
+		Host: s.url,
+		Transport: &inmemory.Transport{
+			Handler:    s.handler,
+			RemoteAddr: "127.0.0.1:0",
+			TLS: &tls.ConnectionState{
+				Version: tls.VersionTLS13, HandshakeComplete: true, NegotiatedProtocol: "h2",
+				PeerCertificates: []*x509.Certificate{cert},
+				VerifiedChains:   [][]*x509.Certificate{{cert, bundle.CA}},
+			},
 		},
-		// "kube-controller-manager/lotse": server-side apply records
-		// writes under the agent's first word, as upstream's components
-		// are recorded.
-		UserAgent: strings.TrimPrefix(user, "system:") + "/lotse",
 	}, nil
+}
+
+// Loopback is the in-memory connection to the API that the server's own
+// components use, authenticated as user in groups: for programs that run
+// a component of their own in the server's process (benchmarks, tests).
+// It is valid once the server is ready.
+func (s *Server) Loopback(user string, groups ...string) (*rest.Config, error) {
+	return s.loopback(s.pki, user, groups)
+}
+
+// clientConfig is the loopback of the scheduler and the controllers.
+// Their client-side rate limit is far above upstream's defaults for
+// kube-scheduler and kube-controller-manager (50 and 20 QPS): those
+// protect a shared API server from a component elsewhere; here it is the
+// one server's own component, and a limit of hundreds of requests a
+// second would be what a 30,000-pod rollout waits on (bench/README.md,
+// figure 13). It still stops a component gone into a hot loop from
+// starving everyone else.
+func (s *Server) clientConfig(bundle *pki.Bundle, user string) (*rest.Config, error) {
+	cfg, err := s.loopback(bundle, user, nil)
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = 5000, 10000
+	// Protobuf, as upstream's components talk by default: a pod
+	// decodes in a fifth of the time JSON takes, and every informer
+	// decodes every event.
+	cfg.ContentConfig = rest.ContentConfig{
+		ContentType:        "application/vnd.kubernetes.protobuf",
+		AcceptContentTypes: "application/vnd.kubernetes.protobuf,application/json",
+	}
+	// "kube-controller-manager/lotse": server-side apply records writes
+	// under the agent's first word, as upstream's components are
+	// recorded.
+	cfg.UserAgent = strings.TrimPrefix(user, "system:") + "/lotse"
+	return cfg, nil
 }
 
 // sharedInformers is the one informer factory of a server process: the
@@ -122,7 +165,10 @@ func (s *Server) startComponents(ctx context.Context, bundle *pki.Bundle) (*sync
 	}
 	mgr, err := manager.New(manager.Config{
 		RESTConfig: cfg, Enabled: s.cfg.Controllers, LeaderElect: true, Logger: s.log.With("component", "controller-manager"),
-		Informers:   shared,
+		Informers: shared,
+		// The loopback has no CA to take it from: published as
+		// kube-root-ca.crt in every namespace.
+		RootCA:      bundle.CAPEM,
 		ClusterCIDR: s.net.clusterCIDR, ReservedPodCIDRs: reserved,
 	})
 	if err != nil {

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/client-go/rest"
-
 	"github.com/lotse/lotse/internal/agent"
 	"github.com/lotse/lotse/internal/containerd"
 	"github.com/lotse/lotse/internal/images"
@@ -96,10 +94,11 @@ func (s *Server) startNode(ctx context.Context, bundle *pki.Bundle) (<-chan erro
 		nc.Port = 0
 	}
 	user := "system:node:" + nc.Name
-	certPEM, keyPEM, err := bundle.IssueClientCert(user, []string{"system:nodes"}, 365*24*time.Hour)
+	api, err := s.loopback(bundle, user, []string{"system:nodes"})
 	if err != nil {
 		return nil, err
 	}
+	api.QPS, api.Burst, api.UserAgent = 50, 100, "lotse-agent/"+nc.Name
 	servPEM, servKey, err := bundle.IssueServingCert(nc.Name, []string{nc.Name, "localhost"}, []net.IP{nc.IP, net.IPv4(127, 0, 0, 1)}, 365*24*time.Hour)
 	if err != nil {
 		return nil, err
@@ -110,11 +109,6 @@ func (s *Server) startNode(ctx context.Context, bundle *pki.Bundle) (<-chan erro
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(bundle.CA)
-	api := &rest.Config{
-		Host:            s.url,
-		TLSClientConfig: rest.TLSClientConfig{CAData: bundle.CAPEM, CertData: certPEM, KeyData: keyPEM},
-		QPS:             50, Burst: 100, UserAgent: "lotse-agent/" + nc.Name,
-	}
 	done := make(chan error, 1)
 	go func() {
 		done <- node.Run(ctx, node.Config{

@@ -132,6 +132,9 @@ type Server struct {
 	token      string
 	apiPort    int
 	net        network
+	// handler serves the API (and node joins); the server's own
+	// components reach it in memory (see loopback).
+	handler http.Handler
 }
 
 // New validates cfg and fills defaults; Start runs the server.
@@ -332,6 +335,7 @@ func (s *Server) run(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.Handle(join.Path, joins)
 	mux.Handle("/", api)
+	s.handler = mux
 	httpServer := &http.Server{
 		Handler: mux,
 		TLSConfig: &tls.Config{

@@ -106,5 +106,18 @@ func (s *Server) Stop() {
 	<-s.srv.StopNotify()
 }
 
+// Loopback is a client configuration for user in groups over the server's
+// in-memory transport, the one its own components use: as fast as a
+// component inside `lotse server`, authenticated as user.
+func (s *Server) Loopback(t testing.TB, user string, groups ...string) *rest.Config {
+	t.Helper()
+	cfg, err := s.srv.Loopback(user, groups...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.QPS, cfg.Burst = 1000, 2000
+	return cfg
+}
+
 // Port is the HTTPS port the server listens on.
 func (s *Server) Port() int { return portOf(s.URL) }
