@@ -339,7 +339,7 @@ func (rq *request) apply(body []byte) error {
 	}
 	rq.applying = true
 	for attempt := 0; ; attempt++ {
-		result, err := rq.replace(func(cur runtime.Object) (runtime.Object, error) { return a.merge(rq, cur) })
+		result, err := rq.replace(func(cur runtime.Object) (runtime.Object, error) { return a.merge(rq, cur.DeepCopyObject()) })
 		if err == nil {
 			return rq.writeObject(http.StatusOK, result)
 		}

@@ -496,8 +496,9 @@ func (rq *request) update() error {
 }
 
 // replace runs one update: next computes the wanted object from the
-// current one; the rest (system fields, subresource rules, defaults,
-// validation, optimistic concurrency) is the same for PUT and PATCH.
+// current one, which it must not modify (it returns an object of its
+// own); the rest (system fields, subresource rules, defaults, validation,
+// optimistic concurrency) is the same for PUT and PATCH.
 func (rq *request) replace(next func(cur runtime.Object) (runtime.Object, error)) (runtime.Object, error) {
 	dry, err := rq.dryRun()
 	if err != nil {
@@ -509,7 +510,7 @@ func (rq *request) replace(next func(cur runtime.Object) (runtime.Object, error)
 	ns, name := rq.info.Namespace, rq.info.Name
 	apply := func(stored runtime.Object) (runtime.Object, error) {
 		cur := toServed(rq.kind, stored)
-		obj, err := next(cur.DeepCopyObject())
+		obj, err := next(cur)
 		if err != nil {
 			return nil, err
 		}
@@ -539,7 +540,10 @@ func (rq *request) replace(next func(cur runtime.Object) (runtime.Object, error)
 		if rq.info.Subresource == "" {
 			copyStatus(obj, cur)
 		}
-		if tracksGeneration(rq.kind, obj) && specChanged(obj, cur) {
+		// A status write takes everything but the status from cur
+		// (mergeSubresource), so its spec cannot have changed; the
+		// comparison, a walk of the whole spec, is left out.
+		if rq.info.Subresource != "status" && tracksGeneration(rq.kind, obj) && specChanged(obj, cur) {
 			acc.SetGeneration(old.GetGeneration() + 1)
 		}
 		stampTemplateGeneration(obj, cur)

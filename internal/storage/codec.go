@@ -32,17 +32,24 @@ func newCodec(gvk schema.GroupVersionKind) (*codec, error) {
 }
 
 // encode serializes obj without its resourceVersion, which etcd tracks.
-// obj is not modified.
+// obj must be the caller's own, not shared: its resourceVersion and kind
+// are changed during the call and put back before it returns.
 func (c *codec) encode(obj runtime.Object) ([]byte, error) {
 	acc, err := meta.Accessor(obj)
 	if err != nil {
 		return nil, err
 	}
-	if acc.GetResourceVersion() != "" || obj.GetObjectKind().GroupVersionKind() != c.gvk {
-		obj = obj.DeepCopyObject()
-		acc, _ = meta.Accessor(obj)
+	// What is stored has no resourceVersion (etcd's revision is the
+	// object's) and the stored kind. The object is the writer's own, so
+	// both are set for the encoding and put back after it, instead of
+	// encoding a copy.
+	if rv, gvk := acc.GetResourceVersion(), obj.GetObjectKind().GroupVersionKind(); rv != "" || gvk != c.gvk {
 		acc.SetResourceVersion("")
 		obj.GetObjectKind().SetGroupVersionKind(c.gvk)
+		defer func() {
+			acc.SetResourceVersion(rv)
+			obj.GetObjectKind().SetGroupVersionKind(gvk)
+		}()
 	}
 	var w sliceWriter
 	if err := c.proto.EncodeWithAllocator(obj, &w, &runtime.SimpleAllocator{}); err != nil {

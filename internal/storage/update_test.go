@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -143,4 +144,32 @@ func TestWritesFromAStaleCacheCopy(t *testing.T) {
 			t.Fatalf("update of an object gone from etcd but still cached: %v, want ErrNotFound", err)
 		}
 	})
+}
+
+// The codec stores an object without its resourceVersion and with the
+// stored kind, and leaves the writer's object as it was.
+func TestEncodeLeavesTheObjectAsItWas(t *testing.T) {
+	c, err := newCodec(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := cm("a", "x", "1")
+	obj.ResourceVersion = "42"
+	data, err := c.encode(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obj.ResourceVersion != "42" || !obj.GetObjectKind().GroupVersionKind().Empty() {
+		t.Fatalf("encode changed the object: resourceVersion %q, kind %v", obj.ResourceVersion, obj.GetObjectKind().GroupVersionKind())
+	}
+	back, err := c.decode(data, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := back.(*corev1.ConfigMap); got.ResourceVersion != "7" || got.Data["v"] != "1" {
+		t.Fatalf("decoded %+v, want the object at revision 7 (the stored bytes carry no resourceVersion)", got)
+	}
+	if strings.Contains(string(data), "42") {
+		t.Fatal("the stored bytes carry the writer's resourceVersion")
+	}
 }
