@@ -1,6 +1,7 @@
 package inmemory
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -95,11 +96,21 @@ func (b *body) Close() error {
 	return b.PipeReader.Close()
 }
 
+// bufferSize is how much of a response crosses the pipe at once: what a
+// handler writes between flushes, up to this, is handed over in one
+// piece rather than write by write (a watch event's frame header and body,
+// a list's items), as net/http buffers what it writes to a connection.
+const bufferSize = 32 << 10
+
+var buffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufferSize) }}
+
 // responseWriter hands the handler's status and headers over once, at the
 // first write or when the handler returns, and its body through the pipe.
+// It is used by the handler's goroutine only, as net/http's.
 type responseWriter struct {
 	header http.Header
 	body   *io.PipeWriter
+	buf    *bufio.Writer // over body, from buffers; nil once the response ended
 
 	once    sync.Once
 	started chan struct{} // closed once status and sent (or err) are set
@@ -119,16 +130,29 @@ func (w *responseWriter) WriteHeader(code int) {
 
 func (w *responseWriter) Write(p []byte) (int, error) {
 	w.WriteHeader(http.StatusOK)
-	return w.body.Write(p)
+	if w.buf == nil {
+		w.buf = buffers.Get().(*bufio.Writer)
+		w.buf.Reset(w.body)
+	}
+	return w.buf.Write(p)
 }
 
-// Flush implements http.Flusher; every Write already reaches the reader.
-func (w *responseWriter) Flush() {}
+// Flush implements http.Flusher: what was written reaches the reader.
+func (w *responseWriter) Flush() {
+	if w.buf != nil {
+		_ = w.buf.Flush() // a failed flush fails the handler's next write
+	}
+}
 
 // finish ends a response whose handler returned.
 func (w *responseWriter) finish() {
 	w.WriteHeader(http.StatusOK)
-	w.body.Close()
+	var err error
+	if w.buf != nil {
+		err = w.buf.Flush()
+		w.release()
+	}
+	w.body.CloseWithError(err) // nil: a clean end
 }
 
 // abort ends a response whose handler panicked: the round trip fails when
@@ -138,5 +162,14 @@ func (w *responseWriter) abort(err error) {
 		w.err = err
 		close(w.started)
 	})
+	if w.buf != nil {
+		w.release()
+	}
 	w.body.CloseWithError(err)
+}
+
+func (w *responseWriter) release() {
+	w.buf.Reset(nil)
+	buffers.Put(w.buf)
+	w.buf = nil
 }

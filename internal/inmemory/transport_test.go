@@ -140,6 +140,8 @@ func TestHandlerPanics(t *testing.T) {
 	}
 	after := &Transport{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "partial")
+		w.(http.Flusher).Flush()
+		io.WriteString(w, "lost") // unflushed at the panic, as over a network
 		panic("boom")
 	})}
 	resp, err := get(t, after, context.Background(), "https://x/", nil)
@@ -158,7 +160,9 @@ func TestClientGivesUpWhileReading(t *testing.T) {
 	rt := &Transport{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		defer close(released)
 		io.WriteString(w, "first")
-		io.WriteString(w, "never read") // blocks: the client stops reading
+		w.(http.Flusher).Flush()
+		// More than the buffer holds: blocks, as the client stops reading.
+		w.Write(make([]byte, 2*bufferSize))
 	})}
 	ctx, cancel := context.WithCancel(context.Background())
 	resp, err := get(t, rt, ctx, "https://x/", nil)
