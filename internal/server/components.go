@@ -26,17 +26,20 @@ import (
 	"github.com/lotse/lotse/internal/scheduler"
 )
 
-// loopback is how an in-process component reaches the API: through the
-// same handlers, authentication, authorization and admission as any
-// client, with a client certificate of its own, but in memory instead of
-// over TCP and TLS (DESIGN.md 3 allows exactly that). The certificate is
-// presented as a verified TLS peer certificate, so the x509
-// authenticator knows the component as it would from another machine.
-func (s *Server) loopback(bundle *pki.Bundle, user string, groups []string) (*rest.Config, error) {
+// Loopback is how an in-process component reaches the API, authenticated
+// as user in groups: through the same handlers, authentication,
+// authorization and admission as any client, with a client certificate of
+// its own, but in memory instead of over TCP and TLS (DESIGN.md 3 allows
+// exactly that). The certificate is presented as a verified TLS peer
+// certificate, so the x509 authenticator knows the component as it would
+// from another machine. Exported for programs that run a component of
+// their own in the server's process (benchmarks, tests); valid once the
+// API is served.
+func (s *Server) Loopback(user string, groups ...string) (*rest.Config, error) {
 	if s.handler == nil {
 		return nil, errors.New("server: the API is not served yet")
 	}
-	certPEM, _, err := bundle.IssueClientCert(user, groups, 365*24*time.Hour)
+	certPEM, _, err := s.pki.IssueClientCert(user, groups, 365*24*time.Hour)
 	if err != nil {
 		return nil, err
 	}
@@ -56,18 +59,10 @@ func (s *Server) loopback(bundle *pki.Bundle, user string, groups []string) (*re
 			TLS: &tls.ConnectionState{
 				Version: tls.VersionTLS13, HandshakeComplete: true, NegotiatedProtocol: "h2",
 				PeerCertificates: []*x509.Certificate{cert},
-				VerifiedChains:   [][]*x509.Certificate{{cert, bundle.CA}},
+				VerifiedChains:   [][]*x509.Certificate{{cert, s.pki.CA}},
 			},
 		},
 	}, nil
-}
-
-// Loopback is the in-memory connection to the API that the server's own
-// components use, authenticated as user in groups: for programs that run
-// a component of their own in the server's process (benchmarks, tests).
-// It is valid once the server is ready.
-func (s *Server) Loopback(user string, groups ...string) (*rest.Config, error) {
-	return s.loopback(s.pki, user, groups)
 }
 
 // clientConfig is the loopback of the scheduler and the controllers.
@@ -78,8 +73,8 @@ func (s *Server) Loopback(user string, groups ...string) (*rest.Config, error) {
 // second would be what a 30,000-pod rollout waits on (bench/README.md,
 // figure 13). It still stops a component gone into a hot loop from
 // starving everyone else.
-func (s *Server) clientConfig(bundle *pki.Bundle, user string) (*rest.Config, error) {
-	cfg, err := s.loopback(bundle, user, nil)
+func (s *Server) clientConfig(user string) (*rest.Config, error) {
+	cfg, err := s.Loopback(user)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +112,7 @@ func (f sharedInformers) Shutdown()             {}
 // servers can run them, and what every server serves.
 func (s *Server) startComponents(ctx context.Context, bundle *pki.Bundle) (*sync.WaitGroup, error) {
 	var wg sync.WaitGroup
-	cfg, err := s.clientConfig(bundle, "system:apiserver")
+	cfg, err := s.clientConfig("system:apiserver")
 	if err != nil {
 		return &wg, err
 	}
@@ -129,7 +124,7 @@ func (s *Server) startComponents(ctx context.Context, bundle *pki.Bundle) (*sync
 		factory.Shutdown()
 	}()
 	if !s.cfg.DisableScheduler {
-		cfg, err := s.clientConfig(bundle, "system:kube-scheduler")
+		cfg, err := s.clientConfig("system:kube-scheduler")
 		if err != nil {
 			return &wg, err
 		}
@@ -151,7 +146,7 @@ func (s *Server) startComponents(ctx context.Context, bundle *pki.Bundle) (*sync
 	if err := s.startServing(ctx, client, shared, &wg); err != nil {
 		return &wg, err
 	}
-	cfg, err = s.clientConfig(bundle, "system:kube-controller-manager")
+	cfg, err = s.clientConfig("system:kube-controller-manager")
 	if err != nil {
 		return &wg, err
 	}

@@ -38,7 +38,7 @@ func (s *Server) newJoinHandler(bundle *pki.Bundle) (http.Handler, error) {
 	var clientErr error
 	loopback := func() (kubernetes.Interface, error) {
 		once.Do(func() {
-			cfg, err := s.clientConfig(bundle, "system:apiserver")
+			cfg, err := s.clientConfig("system:apiserver")
 			if err != nil {
 				clientErr = err
 				return

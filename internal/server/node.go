@@ -94,7 +94,7 @@ func (s *Server) startNode(ctx context.Context, bundle *pki.Bundle) (<-chan erro
 		nc.Port = 0
 	}
 	user := "system:node:" + nc.Name
-	api, err := s.loopback(bundle, user, []string{"system:nodes"})
+	api, err := s.Loopback(user, "system:nodes")
 	if err != nil {
 		return nil, err
 	}

@@ -451,10 +451,8 @@ func (c *cache) list(opts ListOptions) *ListResult {
 	res := &ListResult{ResourceVersion: rev}
 	if opts.Limit > 0 && int64(len(matched)) > opts.Limit {
 		// The pages after this one are read from etcd at rev, where
-		// they are what follows this page in the cache's state at rev;
-		// the token is the one listEtcd makes.
-		last := matched[opts.Limit-1].key
-		res.Continue = encodeContinue(rev, strings.TrimPrefix(last, prefix)+"\x00")
+		// they are what follows this page in the cache's state at rev.
+		res.Continue = continueAfter(rev, matched[opts.Limit-1].key, prefix)
 		if opts.Match == nil {
 			n := int64(len(matched)) - opts.Limit
 			res.RemainingItemCount = &n

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strings"
 )
 
 // continueToken is the upstream-compatible shape of a list continue token.
@@ -13,8 +14,11 @@ type continueToken struct {
 	Start      string `json:"start"`
 }
 
-func encodeContinue(rev int64, start string) string {
-	b, _ := json.Marshal(continueToken{APIVersion: "meta.k8s.io/v1", RV: rev, Start: start})
+// continueAfter is the token of the page that follows key, read at
+// revision rev; prefix is the listed range's, which the token leaves out.
+// The watch cache's first pages and etcd's pages make the same tokens.
+func continueAfter(rev int64, key, prefix string) string {
+	b, _ := json.Marshal(continueToken{APIVersion: "meta.k8s.io/v1", RV: rev, Start: strings.TrimPrefix(key, prefix) + "\x00"})
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 

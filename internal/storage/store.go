@@ -324,10 +324,7 @@ func (r *Resource) current(key string, kvs []*mvccpb.KeyValue) (runtime.Object, 
 }
 
 // cachedCopy returns a private copy of the watch cache's object at key and
-// its revision, nil when the cache has none. The copy may be a little
-// behind etcd: writes starting from it make their transaction conditional
-// on its revision, as upstream's GuaranteedUpdate does with the cacher's
-// copy, and read etcd only when the condition fails.
+// its revision, nil when the cache has none.
 func (r *Resource) cachedCopy(key string) (runtime.Object, int64) {
 	if r.cache == nil {
 		return nil, 0
@@ -339,15 +336,68 @@ func (r *Resource) cachedCopy(key string) (runtime.Object, int64) {
 	return e.obj.DeepCopyObject(), e.rev
 }
 
-// orCurrent is the Else branch of a write conditional on a revision: it
-// brings back the current state, for the retry or to tell a stale start
-// from a write that changes nothing.
-func orCurrent(key string) clientv3.Op { return clientv3.OpGet(key) }
-
-// currentOf returns the current state that orCurrent brought back.
-func currentOf(resp *clientv3.TxnResponse) []*mvccpb.KeyValue {
-	return resp.Responses[0].GetResponseRange().Kvs
+// fromCurrent runs one conditional write of key, Update's or Delete's,
+// until it takes effect, as upstream's GuaranteedUpdate does with the
+// cacher's copy. judge computes the object to write from the current one
+// (it may refuse); commit writes it in one transaction conditional on the
+// current object's revision, whose Else brings back the key's current
+// state (orCurrent).
+//
+// The first attempt starts from a copy of the watch cache's object, which
+// is nearly always current: the write is then one etcd transaction, with
+// no read before it. When the copy was stale, the transaction's answer is
+// the state to retry from; when judge refused a copy that may be stale,
+// etcd's object is judged again. fromCurrent returns the written object and
+// its revision: the transaction's, or the current one when the
+// transaction failed at that same revision (Update's condition that the
+// value differs: a write that changes nothing).
+func (r *Resource) fromCurrent(ctx context.Context, key string,
+	judge func(cur runtime.Object) (runtime.Object, error),
+	commit func(next runtime.Object, rev int64) (*clientv3.TxnResponse, error),
+) (runtime.Object, int64, error) {
+	cur, rev := r.cachedCopy(key)
+	fromEtcd := false // cur is what etcd last answered, not the cache's copy
+	for attempt := 0; ; attempt++ {
+		if cur == nil {
+			var err error
+			if cur, rev, err = r.read(ctx, key); err != nil {
+				return nil, 0, err
+			}
+			fromEtcd = true
+		}
+		next, err := judge(cur)
+		if err != nil {
+			if fromEtcd {
+				return nil, 0, err
+			}
+			// A stale copy can fail a precondition the current
+			// object meets.
+			cur = nil
+			continue
+		}
+		txn, err := commit(next, rev)
+		if err != nil {
+			return nil, 0, err
+		}
+		if txn.Succeeded {
+			return next, txn.Header.Revision, nil
+		}
+		kvs := txn.Responses[0].GetResponseRange().Kvs
+		if len(kvs) > 0 && kvs[0].ModRevision == rev {
+			return next, rev, nil
+		}
+		if attempt > 100 {
+			return nil, 0, ErrConflict
+		}
+		if cur, rev, err = r.current(key, kvs); err != nil {
+			return nil, 0, err
+		}
+		fromEtcd = true
+	}
 }
+
+// orCurrent is the Else branch of fromCurrent's transactions.
+func orCurrent(key string) clientv3.Op { return clientv3.OpGet(key) }
 
 // UpdateFunc computes the new object from the current one, which it may
 // modify (it is a private copy). Returning an error aborts the update.
@@ -355,37 +405,12 @@ type UpdateFunc func(current runtime.Object) (runtime.Object, error)
 
 // Update applies fn to the current object and writes the result if
 // nothing changed in between; on a concurrent write it retries from the
-// new state. An update that changes nothing writes nothing. The object fn
-// returns is the store's from then on, and is returned.
-//
-// The first attempt starts from the watch cache's copy, which is nearly
-// always current: the update is then one etcd transaction, without a read
-// before it. The transaction writes only if the revision is still the
-// copy's and the value differs; otherwise it answers with the current
-// value, which says whether the update changed nothing (same revision) or
-// must be retried (a newer one).
+// new state. An update that changes nothing writes nothing: the
+// transaction also requires the value to differ. The object fn returns is
+// the store's from then on, and is returned.
 func (r *Resource) Update(ctx context.Context, namespace, name string, fn UpdateFunc) (runtime.Object, error) {
 	key := r.Key(namespace, name)
-	cur, rev := r.cachedCopy(key)
-	fromEtcd := false // cur is what etcd last answered, not the cache's copy
-	for attempt := 0; ; attempt++ {
-		if cur == nil {
-			var err error
-			if cur, rev, err = r.read(ctx, key); err != nil {
-				return nil, err
-			}
-			fromEtcd = true
-		}
-		next, err := fn(cur)
-		if err != nil {
-			if fromEtcd {
-				return nil, err
-			}
-			// A stale copy can fail a precondition the current
-			// object meets: judge again on etcd's.
-			cur = nil
-			continue
-		}
+	next, rev, err := r.fromCurrent(ctx, key, fn, func(next runtime.Object, rev int64) (*clientv3.TxnResponse, error) {
 		canonical := canonicalize(next)
 		data, err := r.codec.encode(next)
 		if err != nil {
@@ -394,76 +419,39 @@ func (r *Resource) Update(ctx context.Context, namespace, name string, fn Update
 		if len(data) > MaxObjectBytes {
 			return nil, ErrTooLarge
 		}
-		txn, err := r.write(ctx, key, data, next, canonical, []clientv3.Cmp{
+		return r.write(ctx, key, data, next, canonical, []clientv3.Cmp{
 			clientv3.Compare(clientv3.ModRevision(key), "=", rev),
 			clientv3.Compare(clientv3.Value(key), "!=", unsafe.String(unsafe.SliceData(data), len(data))),
 		}, orCurrent(key))
-		if err != nil {
-			return nil, err
-		}
-		if txn.Succeeded {
-			return stamped(next, r.codec.gvk, txn.Header.Revision)
-		}
-		kvs := currentOf(txn)
-		if len(kvs) > 0 && kvs[0].ModRevision == rev {
-			return stamped(next, r.codec.gvk, rev) // the same value: nothing to write
-		}
-		if attempt > 100 {
-			return nil, ErrConflict
-		}
-		if cur, rev, err = r.current(key, kvs); err != nil {
-			return nil, err
-		}
-		fromEtcd = true
+	})
+	if err != nil {
+		return nil, err
 	}
+	return stamped(next, r.codec.gvk, rev)
 }
 
 // DeleteFunc may veto a delete after seeing the current object.
 type DeleteFunc func(current runtime.Object) error
 
 // Delete removes the object if check passes, retrying on concurrent
-// writes, and returns its last state. Like Update, it starts from the
-// watch cache's copy and reads etcd only when that was stale.
+// writes, and returns its last state.
 func (r *Resource) Delete(ctx context.Context, namespace, name string, check DeleteFunc) (runtime.Object, error) {
 	key := r.Key(namespace, name)
-	cur, rev := r.cachedCopy(key)
-	fromEtcd := false
-	for attempt := 0; ; attempt++ {
-		if cur == nil {
-			var err error
-			if cur, rev, err = r.read(ctx, key); err != nil {
-				return nil, err
-			}
-			fromEtcd = true
-		}
+	last, _, err := r.fromCurrent(ctx, key, func(cur runtime.Object) (runtime.Object, error) {
 		if check != nil {
 			if err := check(cur); err != nil {
-				if fromEtcd {
-					return nil, err
-				}
-				cur = nil
-				continue
+				return nil, err
 			}
 		}
-		txn, err := r.store.client.Txn(ctx).
+		return cur, nil
+	}, func(_ runtime.Object, rev int64) (*clientv3.TxnResponse, error) {
+		return r.store.client.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
 			Then(clientv3.OpDelete(key)).
 			Else(orCurrent(key)).
 			Commit()
-		if err != nil {
-			return nil, err
-		}
-		if txn.Succeeded {
-			return cur, nil
-		}
-		if attempt > 100 {
-			return nil, ErrConflict
-		}
-		if cur, rev, err = r.current(key, currentOf(txn)); err != nil {
-			return nil, err
-		}
-		fromEtcd = true
-	}
+	})
+	return last, err
 }
 
 // ListOptions selects what List returns.
@@ -587,7 +575,7 @@ func (r *Resource) listEtcd(ctx context.Context, opts ListOptions, rev int64) (*
 			if opts.Limit > 0 && int64(len(res.Items)) == opts.Limit {
 				more := resp.More || i < len(resp.Kvs)-1
 				if more {
-					res.Continue = encodeContinue(rev, strings.TrimPrefix(string(kv.Key), start)+"\x00")
+					res.Continue = continueAfter(rev, string(kv.Key), start)
 					if opts.Match == nil {
 						n := resp.Count - int64(i) - 1
 						res.RemainingItemCount = &n

@@ -203,13 +203,13 @@ func (pl InterPodAffinity) PreFilter(state *fw.CycleState, p *fw.PodInfo, nodes 
 			}
 		}
 	}
-	if len(s.affinity) == 0 && len(s.antiAffinity) == 0 {
-		if len(s.existingAnti) == 0 {
-			// Nothing to check on any node, the common case: as
-			// upstream, the Filter is left out of the cycle.
-			return fw.NewStatus(fw.Skip)
-		}
-	} else {
+	ownTerms := len(s.affinity) > 0 || len(s.antiAffinity) > 0
+	if !ownTerms && len(s.existingAnti) == 0 {
+		// Nothing to check on any node, the common case: as upstream,
+		// the Filter is left out of the cycle.
+		return fw.NewStatus(fw.Skip)
+	}
+	if ownTerms {
 		for _, ni := range nodes.List() {
 			s.countMatching(ni)
 		}
