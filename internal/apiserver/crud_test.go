@@ -1,6 +1,7 @@
 package apiserver_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -168,6 +169,25 @@ func TestTerminatingNamespace(t *testing.T) {
 		err := nsClient.Delete(e.ctx, "default", metav1.DeleteOptions{})
 		wantAPIError(t, err, http.StatusForbidden, metav1.StatusReasonForbidden, `namespaces "default" is forbidden: this namespace may not be deleted`)
 	})
+}
+
+// TestContentRefusedRightAfterNamespaceDelete creates content the moment
+// a namespace is deleted, before the watch cache can have seen the delete
+// (it had not, in about one try of six, before the admission waited for
+// it).
+func TestContentRefusedRightAfterNamespaceDelete(t *testing.T) {
+	e := start(t)
+	nsClient := e.s.Client.CoreV1().Namespaces()
+	for i := range 50 {
+		name := fmt.Sprintf("gone-%d", i)
+		_, err := nsClient.Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+		must(t, err)
+		must(t, nsClient.Delete(e.ctx, name, metav1.DeleteOptions{}))
+		_, err = e.s.Client.CoreV1().ConfigMaps(name).Create(e.ctx, newConfigMap("a", nil, nil), metav1.CreateOptions{})
+		if !apierrors.IsForbidden(err) {
+			t.Fatalf("create in namespace %s right after its delete: %v, want 403 Forbidden", name, err)
+		}
+	}
 }
 
 func TestScopeRouting(t *testing.T) {

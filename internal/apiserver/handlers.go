@@ -650,12 +650,27 @@ func pendingNamespaceFinalizers(obj runtime.Object) bool {
 	return ok && len(ns.Spec.Finalizers) > 0
 }
 
+// markedNamespace records the revision at which a namespace was marked
+// Terminating.
+func (s *Server) markedNamespace(ns runtime.Object) {
+	rev, _ := strconv.ParseInt(accessor(ns).GetResourceVersion(), 10, 64)
+	for {
+		cur := s.namespaceMarkedAt.Load()
+		if rev <= cur || s.namespaceMarkedAt.CompareAndSwap(cur, rev) {
+			return
+		}
+	}
+}
+
 // admitNamespace refuses new objects in a missing or terminating namespace.
 func (s *Server) admitNamespace(ctx context.Context, k *registry.Kind, namespace, name string) error {
 	if !k.Namespaced {
 		return nil
 	}
 	nsRes, _ := s.store.Resource(namespacesGR)
+	if err := nsRes.WaitCached(ctx, s.namespaceMarkedAt.Load()); err != nil {
+		return storageError(err, namespacesGR, namespace)
+	}
 	obj, err := nsRes.GetCached("", namespace)
 	if err != nil {
 		// The cache may lag a namespace created a moment ago.
@@ -786,6 +801,9 @@ func (rq *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (obj r
 			}
 			if err != nil {
 				return nil, false, storageError(err, rq.kind.GroupResource(), name)
+			}
+			if _, ok := updated.(*corev1.Namespace); ok {
+				rq.s.markedNamespace(updated)
 			}
 			if done, err := rq.finishDeletion(updated); err != nil {
 				return nil, false, err

@@ -8,6 +8,7 @@ import (
 	"net/http/pprof"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -77,6 +78,12 @@ type Server struct {
 	nodePorts *nodePorts
 	// fieldManagers serve server-side apply and record managedFields.
 	fieldManagers *fieldManagers
+	// namespaceMarkedAt is the etcd revision at which this server last
+	// marked a namespace Terminating: the namespace admission waits for
+	// its cache to have seen it, so that content created right after the
+	// delete is refused, as upstream's live lookup of recently deleted
+	// namespaces ensures.
+	namespaceMarkedAt atomic.Int64
 }
 
 // New builds the API server handler.

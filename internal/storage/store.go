@@ -232,6 +232,15 @@ func (r *Resource) GetCached(namespace, name string) (runtime.Object, error) {
 	return obj, err
 }
 
+// WaitCached waits until the watch cache has seen etcd revision rev, so
+// that GetCached reflects every write up to it.
+func (r *Resource) WaitCached(ctx context.Context, rev int64) error {
+	if rev <= 0 {
+		return nil
+	}
+	return r.cache.waitFresh(ctx, rev)
+}
+
 // GetCachedEncoded is GetCached that also returns the object's memoized
 // encodings.
 func (r *Resource) GetCachedEncoded(namespace, name string) (runtime.Object, *Encodings, error) {
