@@ -302,7 +302,8 @@ func (s *Scheduler) run(ctx context.Context) error {
 	// get the list's items asynchronously: without this wait the first
 	// pods could be placed while the cache knows only some nodes (seen as
 	// three pods on one of three empty nodes).
-	if !cache.WaitForCacheSync(ctx.Done(), podHandler.HasSynced, nodeHandler.HasSynced) {
+	// WaitFor, unlike WaitForCacheSync, does not poll every 100 ms.
+	if !cache.WaitFor(ctx, "", podHandler.HasSyncedChecker(), nodeHandler.HasSyncedChecker()) {
 		return nil // ctx ended
 	}
 	s.log.Info("scheduler started", "schedulerName", s.cfg.SchedulerName, "nodes", s.cache.NodeCount())
