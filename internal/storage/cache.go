@@ -2,10 +2,11 @@ package storage
 
 import (
 	"bytes"
+	"container/heap"
 	"context"
 	"errors"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -424,18 +425,21 @@ func (c *cache) waitFresh(ctx context.Context, rev int64) error {
 	}
 }
 
-// list returns the cached objects matching opts, sorted by key.
+// list returns the cached objects matching opts, sorted by key. A page
+// (opts.Limit) keeps only the first Limit keys while it scans, so that
+// the first 500 of 150,000 pods cost a scan, not a sort of them all.
 func (c *cache) list(opts ListOptions) *ListResult {
 	prefix := c.r.prefix
 	if c.r.spec.Namespaced && opts.Namespace != "" {
 		prefix += opts.Namespace + "/"
 	}
-	type kv struct {
-		key string
-		*entry
-	}
+	var page keyedEntries
+	var all []keyedEntry
+	var matched int64
 	c.mu.RLock()
-	matched := make([]kv, 0, len(c.objects))
+	if opts.Limit <= 0 {
+		all = make([]keyedEntry, 0, len(c.objects))
+	}
 	for k, e := range c.objects {
 		if !strings.HasPrefix(k, prefix) {
 			continue
@@ -443,27 +447,58 @@ func (c *cache) list(opts ListOptions) *ListResult {
 		if opts.Match != nil && !opts.Match(e.obj) {
 			continue
 		}
-		matched = append(matched, kv{k, e})
+		matched++
+		switch {
+		case opts.Limit <= 0:
+			all = append(all, keyedEntry{k, e})
+		case int64(len(page)) < opts.Limit:
+			heap.Push(&page, keyedEntry{k, e})
+		case k < page[0].key:
+			page[0] = keyedEntry{k, e}
+			heap.Fix(&page, 0)
+		}
 	}
 	rev := c.rev
 	c.mu.RUnlock()
-	sort.Slice(matched, func(i, j int) bool { return matched[i].key < matched[j].key })
+	if opts.Limit > 0 {
+		all = page
+	}
+	slices.SortFunc(all, func(a, b keyedEntry) int { return strings.Compare(a.key, b.key) })
 	res := &ListResult{ResourceVersion: rev}
-	if opts.Limit > 0 && int64(len(matched)) > opts.Limit {
+	if opts.Limit > 0 && matched > opts.Limit {
 		// The pages after this one are read from etcd at rev, where
 		// they are what follows this page in the cache's state at rev.
-		res.Continue = continueAfter(rev, matched[opts.Limit-1].key, prefix)
+		res.Continue = continueAfter(rev, all[len(all)-1].key, prefix)
 		if opts.Match == nil {
-			n := int64(len(matched)) - opts.Limit
+			n := matched - opts.Limit
 			res.RemainingItemCount = &n
 		}
-		matched = matched[:opts.Limit]
 	}
-	res.Items, res.Encodings = make([]runtime.Object, len(matched)), make([]*Encodings, len(matched))
-	for i, m := range matched {
+	res.Items, res.Encodings = make([]runtime.Object, len(all)), make([]*Encodings, len(all))
+	for i, m := range all {
 		res.Items[i], res.Encodings[i] = m.obj, m.enc
 	}
 	return res
+}
+
+type keyedEntry struct {
+	key string
+	*entry
+}
+
+// keyedEntries is a max-heap by key: the page's last key is at the top,
+// the one a smaller key replaces.
+type keyedEntries []keyedEntry
+
+func (h keyedEntries) Len() int           { return len(h) }
+func (h keyedEntries) Less(i, j int) bool { return h[i].key > h[j].key }
+func (h keyedEntries) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *keyedEntries) Push(x any)        { *h = append(*h, x.(keyedEntry)) }
+func (h *keyedEntries) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 func (c *cache) remove(w *cacheWatcher) {

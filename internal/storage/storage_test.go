@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -396,5 +399,55 @@ func TestPagesAreOneSnapshot(t *testing.T) {
 	sel, err := r.List(ctx, ListOptions{Namespace: "a", Limit: 2, Match: func(runtime.Object) bool { return true }})
 	if err != nil || sel.Continue == "" || sel.RemainingItemCount != nil {
 		t.Fatalf("selected first page: continue %q, remaining %v, err %v", sel.Continue, sel.RemainingItemCount, err)
+	}
+}
+
+// The first page from the cache is the first Limit keys of all that
+// match, whatever order the objects were written in.
+func TestFirstPageIsTheSmallestKeys(t *testing.T) {
+	_, r := newTestStore(t, 100)
+	ctx := context.Background()
+	var names []string
+	for _, i := range rand.Perm(60) {
+		name := fmt.Sprintf("cm-%02d", i)
+		if _, err := r.Create(ctx, "a", name, cm("a", name, strconv.Itoa(i%2))); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	odd := func(o runtime.Object) bool { return o.(*corev1.ConfigMap).Data["v"] == "1" }
+	var oddNames []string
+	for i, n := range names {
+		if i%2 == 1 {
+			oddNames = append(oddNames, n)
+		}
+	}
+	for _, tc := range []struct {
+		limit int64
+		match func(runtime.Object) bool
+		want  []string
+	}{{1, nil, names}, {7, nil, names}, {59, nil, names}, {60, nil, names}, {61, nil, names}, {5, odd, oddNames}, {30, odd, oddNames}} {
+		res, err := r.List(ctx, ListOptions{Namespace: "a", Limit: tc.limit, Match: tc.match})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Encodings == nil {
+			t.Fatal("not served from the watch cache")
+		}
+		var got []string
+		for _, o := range res.Items {
+			got = append(got, o.(*corev1.ConfigMap).Name)
+		}
+		n := min(int(tc.limit), len(tc.want))
+		if !slices.Equal(got, tc.want[:n]) {
+			t.Errorf("limit %d: page %v, want %v", tc.limit, got, tc.want[:n])
+		}
+		if more := n < len(tc.want); (res.Continue != "") != more {
+			t.Errorf("limit %d: continue %q, want one: %v", tc.limit, res.Continue, more)
+		}
+		if tc.match == nil && n < len(tc.want) && (res.RemainingItemCount == nil || *res.RemainingItemCount != int64(len(tc.want)-n)) {
+			t.Errorf("limit %d: remainingItemCount %v, want %d", tc.limit, res.RemainingItemCount, len(tc.want)-n)
+		}
 	}
 }
