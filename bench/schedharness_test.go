@@ -21,11 +21,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 
@@ -398,11 +401,11 @@ type timedBinder struct {
 	r      *bindRun
 }
 
-func (t timedBinder) Bind(ctx context.Context, pod *corev1.Pod, node string) error {
+func (t *timedBinder) Bind(ctx context.Context, pod *corev1.Pod, node string) error {
 	return bindPod(ctx, t.client, pod, node, t.r)
 }
 
-func (t timedBinder) Preempt(context.Context, *corev1.Pod, string, []*corev1.Pod) error {
+func (t *timedBinder) Preempt(context.Context, *corev1.Pod, string, []*corev1.Pod) error {
 	return fmt.Errorf("bench: preemption is not expected here (every pod fits)")
 }
 
@@ -424,30 +427,98 @@ func bindPod(ctx context.Context, c kubernetes.Interface, pod *corev1.Pod, node 
 	return nil
 }
 
-// runScheduler runs lotse's scheduler with its defaults (events and the
-// PodScheduled reporter included) until ctx ends.
-func (c *schedCluster) runScheduler() func(ctx context.Context, r *bindRun) {
-	return func(ctx context.Context, r *bindRun) {
-		s, err := scheduler.New(scheduler.Config{
-			Client: c.client, Binder: timedBinder{client: c.client, r: r},
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		})
+// warmInformers is an informer factory started before a phase's pods
+// are created, as `lotse server`'s shared informers are running when pods
+// arrive: the timed phase starts with the pods already in the informers'
+// caches. A component's Start and Shutdown leave it running; close ends
+// it.
+type warmInformers struct {
+	informers.SharedInformerFactory
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (c *schedCluster) warmInformers(b *testing.B, opts ...informers.SharedInformerOption) *warmInformers {
+	ctx, cancel := context.WithCancel(b.Context())
+	return &warmInformers{SharedInformerFactory: informers.NewSharedInformerFactoryWithOptions(c.client, 0, opts...), ctx: ctx, cancel: cancel}
+}
+
+func (f *warmInformers) Start(<-chan struct{}) { f.SharedInformerFactory.Start(f.ctx.Done()) }
+func (f *warmInformers) Shutdown()             {}
+
+// start starts the informers registered so far and waits for their sync.
+func (f *warmInformers) start(b *testing.B) {
+	b.Helper()
+	f.Start(nil)
+	if res := f.WaitForCacheSyncWithContext(f.ctx); res.Err != nil {
+		b.Fatalf("informers did not sync: %v", res.Err)
+	}
+}
+
+// waitForPods waits until the pod informer holds n pods of ns.
+func (f *warmInformers) waitForPods(b *testing.B, ns string, n int) {
+	b.Helper()
+	pods := f.Core().V1().Pods().Lister().Pods(ns)
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		l, err := pods.List(labels.Everything())
 		if err != nil {
-			r.fail(err)
+			b.Fatal(err)
+		}
+		if len(l) == n {
 			return
 		}
-		if err := s.Run(ctx); err != nil {
-			r.fail(err)
+		if time.Now().After(deadline) {
+			b.Fatalf("the informer holds %d of the %d pods of %s", len(l), n, ns)
 		}
 	}
 }
 
-// bindOnly is the baseline: a "scheduler" that reads the pending pods
-// (paged LISTs, as an informer's first list) and binds each where
-// wl.bindTarget says, with the scheduler's bind concurrency, without
-// filtering, scoring, a queue or events.
-func (c *schedCluster) bindOnly(ns string, wl schedWorkload) func(ctx context.Context, r *bindRun) {
+func (f *warmInformers) close() {
+	f.cancel()
+	f.SharedInformerFactory.Shutdown()
+}
+
+// benchScheduler is lotse's scheduler with its defaults (events and the
+// PodScheduled reporter included) on warm informers, its binds timed.
+type benchScheduler struct {
+	s      *scheduler.Scheduler
+	binder *timedBinder
+}
+
+// newScheduler makes the scheduler, which registers its informers in inf:
+// call it before inf.start.
+func (c *schedCluster) newScheduler(b *testing.B, inf *warmInformers) *benchScheduler {
+	b.Helper()
+	binder := &timedBinder{client: c.client}
+	s, err := scheduler.New(scheduler.Config{
+		Client: c.client, Binder: binder, Informers: inf,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &benchScheduler{s: s, binder: binder}
+}
+
+// run schedules until ctx ends.
+func (bs *benchScheduler) run(ctx context.Context, r *bindRun) {
+	bs.binder.r = r
+	if err := bs.s.Run(ctx); err != nil {
+		r.fail(err)
+	}
+}
+
+// bindOnly is the baseline: a "scheduler" that takes the pending pods
+// from its warm informer and binds each where wl.bindTarget says, with
+// the scheduler's bind concurrency, without filtering, scoring, a queue
+// or events.
+func (c *schedCluster) bindOnly(pods corelisters.PodNamespaceLister, wl schedWorkload) func(ctx context.Context, r *bindRun) {
 	return func(ctx context.Context, r *bindRun) {
+		all, err := pods.List(labels.Everything())
+		if err != nil {
+			r.fail(err)
+			return
+		}
 		pending := make(chan *corev1.Pod, 1000)
 		var wg sync.WaitGroup
 		var next atomic.Int64
@@ -458,21 +529,8 @@ func (c *schedCluster) bindOnly(ns string, wl schedWorkload) func(ctx context.Co
 				}
 			})
 		}
-		opts := metav1.ListOptions{Limit: 500}
-		for ctx.Err() == nil {
-			l, err := c.client.CoreV1().Pods(ns).List(ctx, opts)
-			if err != nil {
-				if ctx.Err() == nil {
-					r.fail(fmt.Errorf("listing the pending pods: %w", err))
-				}
-				break
-			}
-			for i := range l.Items {
-				pending <- &l.Items[i]
-			}
-			if opts.Continue = l.Continue; opts.Continue == "" {
-				break
-			}
+		for _, p := range all {
+			pending <- p
 		}
 		close(pending)
 		wg.Wait()

@@ -130,8 +130,9 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.PercentageOfNodesToScore < 0 || cfg.PercentageOfNodesToScore > 100 {
 		return nil, fmt.Errorf("scheduler: PercentageOfNodesToScore %d is not within 0..100", cfg.PercentageOfNodesToScore)
 	}
-	// The plugins get their listers now; the informers behind them are
-	// registered here and started by run.
+	// The plugins get their listers now; the informers behind them, and
+	// those of pods, nodes and PriorityClasses, are registered here and
+	// started by run (a factory started before run is then already warm).
 	factory := cfg.Informers
 	if factory == nil {
 		factory = informers.NewSharedInformerFactory(cfg.Client, 0)
@@ -155,7 +156,11 @@ func New(cfg Config) (*Scheduler, error) {
 		factory:   factory,
 		volumes:   listers,
 		pdbs:      factory.Policy().V1().PodDisruptionBudgets().Lister(),
+
+		priorityClasses: factory.Scheduling().V1().PriorityClasses().Lister(),
 	}
+	core.Pods().Informer()
+	core.Nodes().Informer()
 	return s, nil
 }
 
@@ -246,8 +251,6 @@ func (s *Scheduler) run(ctx context.Context) error {
 	factory := s.factory
 	podInformer := factory.Core().V1().Pods().Informer()
 	nodeInformer := factory.Core().V1().Nodes().Informer()
-	pcInformer := factory.Scheduling().V1().PriorityClasses()
-	s.priorityClasses = pcInformer.Lister()
 	podHandler, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.onPodAdd(obj) },
 		UpdateFunc: func(old, obj any) { s.onPodUpdate(old, obj) },

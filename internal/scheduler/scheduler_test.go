@@ -1,12 +1,19 @@
 package scheduler
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
 
 	fw "github.com/lotse/lotse/internal/scheduler/framework"
 	"github.com/lotse/lotse/internal/scheduler/plugins"
@@ -203,6 +210,26 @@ func TestPreFilterSkipLeavesOutFilter(t *testing.T) {
 		}
 		if !skip && err == nil {
 			t.Errorf("not skipped: Schedule = %q, want the veto", got)
+		}
+	}
+}
+
+// TestNewRegistersEveryInformer: a factory shared with the scheduler and
+// started between New and Run is already warm when Run comes, as
+// `lotse server`'s shared informers are.
+func TestNewRegistersEveryInformer(t *testing.T) {
+	factory := informers.NewSharedInformerFactory(fake.NewClientset(), 0)
+	if _, err := New(Config{Client: fake.NewClientset(), Informers: factory}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer func() { cancel(); factory.Shutdown() }()
+	factory.Start(ctx.Done())
+	synced := factory.WaitForCacheSync(ctx.Done())
+	for _, obj := range []any{&v1.Pod{}, &v1.Node{}, &schedulingv1.PriorityClass{}, &v1.PersistentVolumeClaim{},
+		&v1.PersistentVolume{}, &storagev1.StorageClass{}, &v1.Namespace{}, &policyv1.PodDisruptionBudget{}} {
+		if typ := reflect.TypeOf(obj); !synced[typ] {
+			t.Errorf("New did not register the %v informer (started: %v)", typ, synced)
 		}
 	}
 }
