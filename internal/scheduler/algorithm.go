@@ -76,6 +76,11 @@ type Algorithm struct {
 	// nominated lists, per node, pods that preempted others there and
 	// wait for the room; pods of lower priority must leave it to them.
 	nominated map[string][]*fw.PodInfo
+	// Scratch space of Schedule, kept between calls: hundreds of
+	// feasible nodes and their scores per pod would otherwise be
+	// allocated and collected for every pod.
+	feasible                 []*fw.NodeInfo
+	nodeTotals, pluginScores []int64
 }
 
 type weightedScore struct {
@@ -145,7 +150,8 @@ func (a *Algorithm) Schedule(pod *fw.PodInfo, nodes fw.NodeLister) (string, erro
 		// None of them fits: the pass over all nodes below says why.
 	}
 	want := a.numFeasibleNodesToFind(len(all))
-	feasible := make([]*fw.NodeInfo, 0, min(want, len(all)))
+	feasible := a.feasible[:0]
+	defer func() { a.feasible = feasible[:0]; clear(feasible) }()
 	fitErr := &FitError{NumAllNodes: len(all), Reasons: map[string]int{}, NodeStatuses: map[string]*fw.Status{}}
 	// Start where the last pod stopped, so that in large clusters every
 	// node gets looked at in turn.
@@ -251,13 +257,19 @@ func runFilters(filters []fw.FilterPlugin, state *fw.CycleState, pod *fw.PodInfo
 }
 
 // score returns the weighted sum of each plugin's normalised scores per
-// feasible node.
+// feasible node. A plugin whose PreScore says Skip is left out, as
+// upstream's framework does: it would score every node the same, which
+// adds the same to each total and changes no choice.
 func (a *Algorithm) score(state *fw.CycleState, pod *fw.PodInfo, feasible []*fw.NodeInfo) []int64 {
-	totals := make([]int64, len(feasible))
-	scores := make([]int64, len(feasible))
+	a.nodeTotals = slices.Grow(a.nodeTotals[:0], len(feasible))[:len(feasible)]
+	a.pluginScores = slices.Grow(a.pluginScores[:0], len(feasible))[:len(feasible)]
+	totals, scores := a.nodeTotals, a.pluginScores
+	clear(totals)
 	for _, ws := range a.scores {
 		if ps, ok := ws.plugin.(fw.PreScorePlugin); ok {
-			ps.PreScore(state, pod, feasible)
+			if st := ps.PreScore(state, pod, feasible); st != nil && st.Code == fw.Skip {
+				continue
+			}
 		}
 		for i, ni := range feasible {
 			scores[i] = ws.plugin.Score(state, pod, ni)

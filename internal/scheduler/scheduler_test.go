@@ -214,6 +214,44 @@ func TestPreFilterSkipLeavesOutFilter(t *testing.T) {
 	}
 }
 
+// favourScore prefers node "b" unless its PreScore says Skip.
+type favourScore struct{ skip bool }
+
+func (favourScore) Name() string { return "Favour" }
+func (f favourScore) PreScore(*fw.CycleState, *fw.PodInfo, []*fw.NodeInfo) *fw.Status {
+	if f.skip {
+		return fw.NewStatus(fw.Skip)
+	}
+	return nil
+}
+func (favourScore) Score(_ *fw.CycleState, _ *fw.PodInfo, n *fw.NodeInfo) int64 {
+	if n.Name() == "b" {
+		return 100
+	}
+	return 0
+}
+
+func TestPreScoreSkipLeavesOutScore(t *testing.T) {
+	snap := fw.SnapshotOf([]*v1.Node{node("a", "1", "1Gi", nil), node("b", "1", "1Gi", nil)}, nil)
+	for _, skip := range []bool{true, false} {
+		a := NewAlgorithm(plugins.DefaultFilters(), []fw.ScorePlugin{favourScore{skip: skip}}, map[string]int64{"Favour": 1}, 100, 1)
+		picked := map[string]int{}
+		for i := range 20 {
+			got, err := a.Schedule(fw.NewPodInfo(pod(fmt.Sprintf("p%d", i), "", "")), snap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			picked[got]++
+		}
+		if !skip && picked["b"] != 20 {
+			t.Errorf("not skipped: picked %v, want b every time", picked)
+		}
+		if skip && picked["a"] == 0 {
+			t.Errorf("skipped: picked %v, want ties broken between a and b", picked)
+		}
+	}
+}
+
 // TestNewRegistersEveryInformer: a factory shared with the scheduler and
 // started between New and Run is already warm when Run comes, as
 // `lotse server`'s shared informers are.

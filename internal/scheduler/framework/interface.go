@@ -51,20 +51,38 @@ func (s *Status) Message() string {
 
 // CycleState carries what PreFilter computed for one pod to the Filter and
 // Score calls of the same cycle. It is used by one goroutine at a time.
+// It holds a handful of entries read once per node and plugin, hundreds
+// of times a cycle: a scan of a short slice, whose keys are the plugins'
+// constant strings (equal pointers compare at once), costs a fraction of
+// hashing the key into a map.
 type CycleState struct {
-	data map[string]any
+	keys   []string
+	values []any
 }
 
 // NewCycleState returns an empty state.
-func NewCycleState() *CycleState { return &CycleState{data: map[string]any{}} }
+func NewCycleState() *CycleState { return &CycleState{} }
 
 // Write stores v under key.
-func (c *CycleState) Write(key string, v any) { c.data[key] = v }
+func (c *CycleState) Write(key string, v any) {
+	for i, k := range c.keys {
+		if k == key {
+			c.values[i] = v
+			return
+		}
+	}
+	c.keys = append(c.keys, key)
+	c.values = append(c.values, v)
+}
 
 // Read returns what was stored under key.
 func (c *CycleState) Read(key string) (any, bool) {
-	v, ok := c.data[key]
-	return v, ok
+	for i, k := range c.keys {
+		if k == key {
+			return c.values[i], true
+		}
+	}
+	return nil, false
 }
 
 // Plugin is anything with a name; names appear in logs and in the score

@@ -101,6 +101,8 @@ type scoreCase struct {
 	// scored; nil means every node, in the order of nodes.
 	feasible []string
 	want     []int64 // normalised scores, in feasible order
+	// skip: PreScore says Skip (every node would score the same).
+	skip bool
 }
 
 // runScoreCases runs RecordNodes, PreScore, Score and NormalizeScores as
@@ -127,17 +129,28 @@ func runScoreCases(t *testing.T, s fw.ScorePlugin, cases []scoreCase) {
 			pi := fw.NewPodInfo(tc.pod)
 			state := fw.NewCycleState()
 			RecordNodes(state, snap)
+			scores := make([]int64, len(feasible))
+			// A Skip leaves the plugin out; its nodes score 0 alike, as
+			// upstream's framework records them.
+			skipped := false
 			if ps, ok := s.(fw.PreScorePlugin); ok {
-				if st := ps.PreScore(state, pi, feasible); !st.IsSuccess() {
+				switch st := ps.PreScore(state, pi, feasible); {
+				case st != nil && st.Code == fw.Skip:
+					skipped = true
+				case !st.IsSuccess():
 					t.Fatalf("PreScore: %v", st.Message())
 				}
 			}
-			scores := make([]int64, len(feasible))
-			for i, ni := range feasible {
-				scores[i] = s.Score(state, pi, ni)
+			if !skipped {
+				for i, ni := range feasible {
+					scores[i] = s.Score(state, pi, ni)
+				}
+				if n, ok := s.(fw.ScoreNormalizer); ok {
+					n.NormalizeScores(state, pi, scores)
+				}
 			}
-			if n, ok := s.(fw.ScoreNormalizer); ok {
-				n.NormalizeScores(state, pi, scores)
+			if skipped != tc.skip {
+				t.Errorf("PreScore skipped: %v, want %v", skipped, tc.skip)
 			}
 			if !reflect.DeepEqual(scores, tc.want) {
 				t.Errorf("scores of %v = %v, want %v", names, scores, tc.want)

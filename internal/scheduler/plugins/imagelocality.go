@@ -71,7 +71,12 @@ func (ImageLocality) PreScore(state *fw.CycleState, p *fw.PodInfo, feasible []*f
 		}
 	}
 	state.Write(imageLocalityKey, s)
-	return nil
+	for _, n := range s.nodesWith {
+		if n > 0 {
+			return nil
+		}
+	}
+	return fw.NewStatus(fw.Skip) // no node has any of the images
 }
 
 // Score implements fw.ScorePlugin: the sizes of the pod's images on the

@@ -118,6 +118,9 @@ func (pl InterPodAffinity) PreScore(state *fw.CycleState, p *fw.PodInfo, feasibl
 			}
 		}
 	}
+	if len(s) == 0 {
+		return fw.NewStatus(fw.Skip) // no weight on any domain
+	}
 	return nil
 }
 

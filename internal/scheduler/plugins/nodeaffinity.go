@@ -36,6 +36,15 @@ func (NodeAffinity) Score(_ *fw.CycleState, p *fw.PodInfo, n *fw.NodeInfo) int64
 	return sum
 }
 
+// PreScore implements fw.PreScorePlugin: Skip for a pod without preferred
+// terms, as upstream.
+func (NodeAffinity) PreScore(_ *fw.CycleState, p *fw.PodInfo, _ []*fw.NodeInfo) *fw.Status {
+	if a := p.Pod.Spec.Affinity; a == nil || a.NodeAffinity == nil || len(a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution) == 0 {
+		return fw.NewStatus(fw.Skip)
+	}
+	return nil
+}
+
 // NormalizeScores implements fw.ScoreNormalizer.
 func (NodeAffinity) NormalizeScores(_ *fw.CycleState, _ *fw.PodInfo, scores []int64) {
 	fw.NormalizeToMax(scores, false)

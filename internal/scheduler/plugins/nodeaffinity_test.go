@@ -73,3 +73,23 @@ func TestNodeAffinityScore(t *testing.T) {
 		}
 	}
 }
+
+func TestNodeAffinityPreScoreSkipsPodsWithoutPreferences(t *testing.T) {
+	if st := (NodeAffinity{}).PreScore(nil, fw.NewPodInfo(mkPod("p", "", "")), nil); st == nil || st.Code != fw.Skip {
+		t.Errorf("pod without node affinity: PreScore %v, want Skip", st)
+	}
+	required := mkPod("p", "", "", func(p *v1.Pod) {
+		p.Spec.Affinity = &v1.Affinity{NodeAffinity: &v1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &v1.NodeSelector{
+			NodeSelectorTerms: []v1.NodeSelectorTerm{expr("zone", v1.NodeSelectorOpIn, "a")}}}}
+	})
+	if st := (NodeAffinity{}).PreScore(nil, fw.NewPodInfo(required), nil); st == nil || st.Code != fw.Skip {
+		t.Errorf("pod with required terms only: PreScore %v, want Skip", st)
+	}
+	preferred := mkPod("p", "", "", func(p *v1.Pod) {
+		p.Spec.Affinity = &v1.Affinity{NodeAffinity: &v1.NodeAffinity{PreferredDuringSchedulingIgnoredDuringExecution: []v1.PreferredSchedulingTerm{
+			{Weight: 10, Preference: expr("zone", v1.NodeSelectorOpIn, "a")}}}}
+	})
+	if st := (NodeAffinity{}).PreScore(nil, fw.NewPodInfo(preferred), nil); st != nil {
+		t.Errorf("pod with a preferred term: PreScore %v, want success", st)
+	}
+}

@@ -42,6 +42,19 @@ func (TaintToleration) Score(_ *fw.CycleState, p *fw.PodInfo, n *fw.NodeInfo) in
 	return count
 }
 
+// PreScore implements fw.PreScorePlugin: Skip when no feasible node has a
+// PreferNoSchedule taint, the only kind Score counts.
+func (TaintToleration) PreScore(_ *fw.CycleState, _ *fw.PodInfo, feasible []*fw.NodeInfo) *fw.Status {
+	for _, n := range feasible {
+		for i := range n.Taints {
+			if n.Taints[i].Effect == v1.TaintEffectPreferNoSchedule {
+				return nil
+			}
+		}
+	}
+	return fw.NewStatus(fw.Skip)
+}
+
 // NormalizeScores implements fw.ScoreNormalizer.
 func (TaintToleration) NormalizeScores(_ *fw.CycleState, _ *fw.PodInfo, scores []int64) {
 	fw.NormalizeToMax(scores, true)

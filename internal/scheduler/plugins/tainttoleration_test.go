@@ -58,3 +58,16 @@ func TestTaintTolerationScore(t *testing.T) {
 		}
 	}
 }
+
+func TestTaintTolerationPreScoreSkipsWithoutSoftTaints(t *testing.T) {
+	pi := fw.NewPodInfo(mkPod("p", "", ""))
+	hard := fw.NewNodeInfo(mkNode("hard", "1", "1Gi", nil, tainted(v1.Taint{Key: "x", Effect: v1.TaintEffectNoSchedule})))
+	soft := fw.NewNodeInfo(mkNode("soft", "1", "1Gi", nil, tainted(v1.Taint{Key: "x", Effect: v1.TaintEffectPreferNoSchedule})))
+	clean := fw.NewNodeInfo(mkNode("clean", "1", "1Gi", nil))
+	if st := (TaintToleration{}).PreScore(nil, pi, []*fw.NodeInfo{clean, hard}); st == nil || st.Code != fw.Skip {
+		t.Errorf("no PreferNoSchedule taint: PreScore %v, want Skip", st)
+	}
+	if st := (TaintToleration{}).PreScore(nil, pi, []*fw.NodeInfo{clean, soft}); st != nil {
+		t.Errorf("a PreferNoSchedule taint: PreScore %v, want success", st)
+	}
+}
