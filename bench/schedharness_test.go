@@ -124,32 +124,41 @@ func startSchedCluster(b *testing.B) *schedCluster {
 
 func schedNodeName(i int) string { return fmt.Sprintf("node-%05d", i) }
 
-// createNodes writes n Ready nodes with room for 110 pods, as a kubelet
-// would register them, without any kubelet behind them.
-func (c *schedCluster) createNodes(b *testing.B, n int) {
-	b.Helper()
-	ctx := b.Context()
-	c.nodes = make([]*corev1.Node, n)
+// schedNode is simulated node i: Ready, 32 CPUs, 256Gi, room for 110
+// pods, in one of three zones, as a kubelet would register it.
+func schedNode(i int) *corev1.Node {
+	name := schedNodeName(i)
 	alloc := corev1.ResourceList{
 		corev1.ResourceCPU: resource.MustParse("32"), corev1.ResourceMemory: resource.MustParse("256Gi"),
 		corev1.ResourcePods: resource.MustParse("110"), corev1.ResourceEphemeralStorage: resource.MustParse("500Gi"),
 	}
-	parallel(b, n, func(w, i int) error {
-		name := schedNodeName(i)
-		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+	now := metav1.Now()
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
 			"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
 			"topology.kubernetes.io/zone": fmt.Sprintf("zone-%d", i%3),
-		}}}
+		}},
+		Status: corev1.NodeStatus{
+			Capacity: alloc, Allocatable: alloc,
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
+				LastHeartbeatTime: now, LastTransitionTime: now}},
+		},
+	}
+}
+
+// createNodes writes nodes 0..n-1 (schedNode) through the API, without
+// any kubelet behind them.
+func (c *schedCluster) createNodes(b *testing.B, n int) {
+	b.Helper()
+	ctx := b.Context()
+	c.nodes = make([]*corev1.Node, n)
+	parallel(b, n, func(w, i int) error {
+		node := schedNode(i)
 		created, err := c.conns[w].CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
 		if err != nil {
 			return err
 		}
-		now := metav1.Now()
-		created.Status = corev1.NodeStatus{
-			Capacity: alloc, Allocatable: alloc,
-			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
-				LastHeartbeatTime: now, LastTransitionTime: now}},
-		}
+		created.Status = node.Status
 		created, err = c.conns[w].CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
 		c.nodes[i] = created
 		return err
@@ -542,9 +551,9 @@ func (c *schedCluster) bindOnly(pods corelisters.PodNamespaceLister, wl schedWor
 // pod, on the same nodes and pods, in memory, with no API calls and no
 // contention from the server. It is the CPU a decision costs; the
 // share of the scheduler phase it amounts to is "scheduling work".
-func (c *schedCluster) replayDecisions(wl schedWorkload) (time.Duration, error) {
+func replayDecisions(nodes []*corev1.Node, wl schedWorkload) (time.Duration, error) {
 	cache := scheduler.NewCache()
-	for _, n := range c.nodes {
+	for _, n := range nodes {
 		cache.AddNode(n)
 	}
 	alg := scheduler.NewAlgorithm(plugins.DefaultFilters(), plugins.AllScores(), plugins.DefaultScoreWeights(), 0, 1)
