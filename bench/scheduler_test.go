@@ -23,6 +23,7 @@ import (
 //
 //	go test -run '^$' -bench Schedule10kPodsOn5kNodes -benchtime 1x ./bench/
 //	LOTSE_BENCH_SCALE=0.1 go test -run '^$' -bench Schedule150k -benchtime 1x ./bench/
+//	go test -run '^$' -bench Decisions10k -benchtime 3x ./bench/
 //
 // At full scale the 30,000- and 150,000-pod runs take longer than go
 // test's default 10-minute limit: add -timeout 0.
@@ -45,11 +46,11 @@ func BenchmarkSchedule30kPodsOn15kNodes(b *testing.B) {
 // BenchmarkSchedule150kPodsOn5kNodes: the basic workload at 30 pods a
 // node. Goal: it completes, and the p99 of API calls stays under 1 s;
 // the p99s reported are client-side: the scheduler's bind calls, and a
-// probe's GETs (a node, a pod) and LISTs (500 pods) every 50 ms. It
-// needs ~16 GB at full scale, extrapolated from the process's peak RSS
-// at scale 0.1 (1.7 GB): 300,000 pods (the baseline's included) in the
-// server's cache and etcd, 150,000 in the scheduler's informer, and
-// 150,000 in the decision replay's cache.
+// probe's GETs (a node, a pod) and LISTs (500 pods) every 50 ms. The
+// process peaked at 13–20 GB at full scale (2026-11-30): 300,000 pods
+// (the baseline's included) in the server's cache and etcd, 150,000 in
+// each phase's informers, and 150,000 in the decision replay's cache;
+// memGB is what it needs with Go collecting in time.
 func BenchmarkSchedule150kPodsOn5kNodes(b *testing.B) {
 	benchSchedule(b, schedWorkload{nodes: 5000, pods: 150000, pod: replicaSetPod, bindTarget: roundRobin, memGB: 16})
 }
