@@ -254,13 +254,9 @@ func (r *Resource) GetCachedEncoded(namespace, name string) (runtime.Object, *En
 // Create stores a new object and returns it with its resourceVersion. The
 // store takes obj over: the caller must not use it afterwards.
 func (r *Resource) Create(ctx context.Context, namespace, name string, obj runtime.Object) (runtime.Object, error) {
-	canonical := canonicalize(obj)
-	data, err := r.codec.encode(obj)
+	data, canonical, err := r.encodeForWrite(obj)
 	if err != nil {
 		return nil, err
-	}
-	if len(data) > MaxObjectBytes {
-		return nil, ErrTooLarge
 	}
 	key := r.Key(namespace, name)
 	resp, err := r.write(ctx, key, data, obj, canonical, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)})
@@ -271,6 +267,19 @@ func (r *Resource) Create(ctx context.Context, namespace, name string, obj runti
 		return nil, ErrExists
 	}
 	return stamped(obj, r.codec.gvk, resp.Header.Revision)
+}
+
+// encodeForWrite makes obj canonical (reporting whether it could) and
+// encodes it for etcd, refusing what exceeds MaxObjectBytes.
+func (r *Resource) encodeForWrite(obj runtime.Object) (data []byte, canonical bool, err error) {
+	canonical = canonicalize(obj)
+	if data, err = r.codec.encode(obj); err != nil {
+		return nil, false, err
+	}
+	if len(data) > MaxObjectBytes {
+		return nil, false, ErrTooLarge
+	}
+	return data, canonical, nil
 }
 
 // stamped returns obj as stored at rev without decoding it again: the
@@ -420,13 +429,9 @@ type UpdateFunc func(current runtime.Object) (runtime.Object, error)
 func (r *Resource) Update(ctx context.Context, namespace, name string, fn UpdateFunc) (runtime.Object, error) {
 	key := r.Key(namespace, name)
 	next, rev, err := r.fromCurrent(ctx, key, fn, func(next runtime.Object, rev int64) (*clientv3.TxnResponse, error) {
-		canonical := canonicalize(next)
-		data, err := r.codec.encode(next)
+		data, canonical, err := r.encodeForWrite(next)
 		if err != nil {
 			return nil, err
-		}
-		if len(data) > MaxObjectBytes {
-			return nil, ErrTooLarge
 		}
 		return r.write(ctx, key, data, next, canonical, []clientv3.Cmp{
 			clientv3.Compare(clientv3.ModRevision(key), "=", rev),
