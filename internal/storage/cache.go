@@ -433,12 +433,11 @@ func (c *cache) list(opts ListOptions) *ListResult {
 	if c.r.spec.Namespaced && opts.Namespace != "" {
 		prefix += opts.Namespace + "/"
 	}
-	var page keyedEntries
-	var all []keyedEntry
+	var kept keyedEntries // a whole list's matches, or a page's heap
 	var matched int64
 	c.mu.RLock()
 	if opts.Limit <= 0 {
-		all = make([]keyedEntry, 0, len(c.objects))
+		kept = make(keyedEntries, 0, len(c.objects))
 	}
 	for k, e := range c.objects {
 		if !strings.HasPrefix(k, prefix) {
@@ -450,32 +449,29 @@ func (c *cache) list(opts ListOptions) *ListResult {
 		matched++
 		switch {
 		case opts.Limit <= 0:
-			all = append(all, keyedEntry{k, e})
-		case int64(len(page)) < opts.Limit:
-			heap.Push(&page, keyedEntry{k, e})
-		case k < page[0].key:
-			page[0] = keyedEntry{k, e}
-			heap.Fix(&page, 0)
+			kept = append(kept, keyedEntry{k, e})
+		case int64(len(kept)) < opts.Limit:
+			heap.Push(&kept, keyedEntry{k, e})
+		case k < kept[0].key:
+			kept[0] = keyedEntry{k, e}
+			heap.Fix(&kept, 0)
 		}
 	}
 	rev := c.rev
 	c.mu.RUnlock()
-	if opts.Limit > 0 {
-		all = page
-	}
-	slices.SortFunc(all, func(a, b keyedEntry) int { return strings.Compare(a.key, b.key) })
+	slices.SortFunc(kept, func(a, b keyedEntry) int { return strings.Compare(a.key, b.key) })
 	res := &ListResult{ResourceVersion: rev}
 	if opts.Limit > 0 && matched > opts.Limit {
 		// The pages after this one are read from etcd at rev, where
 		// they are what follows this page in the cache's state at rev.
-		res.Continue = continueAfter(rev, all[len(all)-1].key, prefix)
+		res.Continue = continueAfter(rev, kept[len(kept)-1].key, prefix)
 		if opts.Match == nil {
 			n := matched - opts.Limit
 			res.RemainingItemCount = &n
 		}
 	}
-	res.Items, res.Encodings = make([]runtime.Object, len(all)), make([]*Encodings, len(all))
-	for i, m := range all {
+	res.Items, res.Encodings = make([]runtime.Object, len(kept)), make([]*Encodings, len(kept))
+	for i, m := range kept {
 		res.Items[i], res.Encodings[i] = m.obj, m.enc
 	}
 	return res
