@@ -53,8 +53,8 @@ func BenchmarkChurn1kDeployments(b *testing.B) {
 		peak := statusKB(b, c.server.cmd.Process.Pid, "VmHWM") / 1024
 
 		for _, p := range append(base, phases...) {
-			b.Logf("%-12s %6.1f s (writes done at %5.1f s)  control plane %6.1f CPU s, %5.0f MB at the end  sim %5.1f CPU s",
-				p.name, p.took.Seconds(), p.written.Seconds(), p.cpu, p.rssMB, p.simCPU)
+			b.Logf("%-12s %6.1f s (writes done at %5.1f s)  control plane %6.1f CPU s, %5.0f MB at the end (%4.0f MB file-backed)  sim %5.1f CPU s",
+				p.name, p.took.Seconds(), p.written.Seconds(), p.cpu, p.rssMB, p.fileMB, p.simCPU)
 			b.ReportMetric(p.took.Seconds(), "s-"+p.name)
 			b.ReportMetric(p.cpu, "cpu-s-"+p.name)
 		}
@@ -112,6 +112,7 @@ type phase struct {
 	cpu           float64       // control plane CPU seconds
 	simCPU        float64
 	rssMB         float64 // the control plane's at the end
+	fileMB        float64 // of which file-backed (etcd's mmap'd database)
 }
 
 // timed runs write, then waits for converged, and measures both.
@@ -125,7 +126,7 @@ func (c *churnCluster) timed(b *testing.B, name string, write func(), converged 
 	c.eventually(b, name, 30*time.Minute, converged)
 	<-profiled
 	return phase{name: name, took: time.Since(start), written: written, cpu: cpuSeconds(b, c.server) - cpu0, simCPU: cpuSeconds(b, c.sim) - sim0,
-		rssMB: rssMB(b, c.server.cmd.Process.Pid)}
+		rssMB: rssMB(b, c.server.cmd.Process.Pid), fileMB: statusKB(b, c.server.cmd.Process.Pid, "RssFile") / 1024}
 }
 
 // eventually polls cond every 100 ms until it holds; past timeout the

@@ -236,7 +236,7 @@ func launchServer(bin, dataDir, port string, extraArgs []string) (*lotseServer, 
 func (s *lotseServer) stop() error {
 	select {
 	case <-s.exited:
-		return fmt.Errorf("lotse server had already exited: %v", s.waitErr)
+		return fmt.Errorf("lotse server had already exited: %v; log:\n%s", s.waitErr, s.logTail(40))
 	default:
 	}
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {

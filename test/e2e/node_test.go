@@ -618,7 +618,11 @@ spec:
 		if err := srv.stop(); err != nil {
 			t.Fatal(err)
 		}
-		srv, err = startNodeServer(bin, dataDir, ports.args()...)
+		// Fresh ports: those picked at the start were free then, but
+		// since then any outgoing connection of the test may have been
+		// given one of them as its local port, and a listener cannot
+		// bind a port a connected socket holds.
+		srv, err = startNodeServer(bin, dataDir, pickNetworkPorts(t).args()...)
 		if err != nil {
 			t.Fatal(err)
 		}
