@@ -28,6 +28,50 @@ type Event struct {
 	Rev  int64
 	// Enc holds Object's encodings, shared by every watcher and list.
 	Enc *Encodings
+
+	// What etcd stored for Object (for Deleted: the last state) and for
+	// Prev, and the revisions their decodings carry: the event window
+	// keeps these instead of the decoded objects.
+	stored, prevStored []byte
+	storedRev, prevRev int64
+}
+
+// retained returns what the event window keeps of e: its objects as etcd
+// stored them, to be decoded again for a watch that resumes from before
+// the event (revived), rather than decoded objects and their encodings,
+// which take about five times the space for a pod. An object whose
+// stored bytes the event lacks is kept decoded.
+func (e *Event) retained() *Event {
+	r := &Event{Type: e.Type, Key: e.Key, Rev: e.Rev,
+		stored: e.stored, prevStored: e.prevStored, storedRev: e.storedRev, prevRev: e.prevRev}
+	if r.stored == nil {
+		r.Object = e.Object
+	}
+	if r.prevStored == nil && e.Type == watch.Modified {
+		r.Prev = e.Prev // only a Modified event's delivery looks at Prev
+	}
+	return r
+}
+
+// revived returns a retained event with its objects decoded; an event
+// whose objects are decoded already is returned as it is.
+func (e *Event) revived(c *codec) (*Event, error) {
+	if e.Object != nil && (e.Prev != nil || e.prevStored == nil) {
+		return e, nil
+	}
+	r := *e
+	var err error
+	if r.Object == nil {
+		if r.Object, err = c.decode(r.stored, r.storedRev); err != nil {
+			return nil, err
+		}
+	}
+	if r.Prev == nil && r.prevStored != nil {
+		if r.Prev, err = c.decode(r.prevStored, r.prevRev); err != nil {
+			return nil, err
+		}
+	}
+	return &r, nil
 }
 
 // Encodings memoizes the serialized forms of one cached object, so that an
@@ -76,7 +120,8 @@ type cache struct {
 	mu      sync.RWMutex
 	objects map[string]*entry
 	rev     int64
-	// ring holds the most recent events, oldest first, for resuming watches.
+	// ring holds the most recent events, oldest first, for resuming
+	// watches, as retained (Event.retained).
 	ring     []*Event
 	ringHead int // index of the oldest event when the ring is full
 	// oldest is the revision after which the ring holds every event.
@@ -122,9 +167,7 @@ func newCache(r *Resource, window int) *cache {
 // whose kind and resourceVersion it sets; what obj points to it shares,
 // so neither the writer nor anyone after may modify that.
 func (c *cache) offer(key string, data []byte, obj runtime.Object) *writtenObject {
-	top := reflect.New(reflect.TypeOf(obj).Elem())
-	top.Elem().Set(reflect.ValueOf(obj).Elem())
-	w := &writtenObject{data: data, obj: top.Interface().(runtime.Object)}
+	w := &writtenObject{data: data, obj: topCopy(obj)}
 	c.writtenMu.Lock()
 	if len(c.written) >= maxWritten {
 		clear(c.written)
@@ -132,6 +175,16 @@ func (c *cache) offer(key string, data []byte, obj runtime.Object) *writtenObjec
 	c.written[key] = w
 	c.writtenMu.Unlock()
 	return w
+}
+
+// topCopy returns a copy of obj's top-level struct that shares everything
+// it points to: enough to give it another resourceVersion or kind, which
+// are held in the struct itself (every stored kind is a typed struct
+// with ObjectMeta and TypeMeta as values), without copying the rest.
+func topCopy(obj runtime.Object) runtime.Object {
+	top := reflect.New(reflect.TypeOf(obj).Elem())
+	top.Elem().Set(reflect.ValueOf(obj).Elem())
+	return top.Interface().(runtime.Object)
 }
 
 // withdraw forgets an offer whose write did not happen.
@@ -279,10 +332,13 @@ func (c *cache) toEvent(ev *clientv3.Event) *Event {
 		e.Prev = cur.obj
 	}
 	c.mu.RUnlock()
-	if ev.PrevKv != nil && (e.Prev == nil || accessorRV(e.Prev) != ev.PrevKv.ModRevision) {
-		if prev, err := c.r.codec.decode(ev.PrevKv.Value, ev.PrevKv.ModRevision); err == nil {
-			e.Prev = prev
+	if ev.PrevKv != nil {
+		if e.Prev == nil || accessorRV(e.Prev) != ev.PrevKv.ModRevision {
+			if prev, err := c.r.codec.decode(ev.PrevKv.Value, ev.PrevKv.ModRevision); err == nil {
+				e.Prev = prev
+			}
 		}
+		e.prevStored, e.prevRev = ev.PrevKv.Value, ev.PrevKv.ModRevision
 	}
 	switch ev.Type {
 	case clientv3.EventTypeDelete:
@@ -290,9 +346,10 @@ func (c *cache) toEvent(ev *clientv3.Event) *Event {
 			return nil
 		}
 		// A deleted object reports the deletion's revision, as upstream does.
-		obj := e.Prev.DeepCopyObject()
+		obj := topCopy(e.Prev)
 		_ = setRV(obj, ev.Kv.ModRevision)
 		e.Type, e.Object, e.Enc = watch.Deleted, obj, &Encodings{}
+		e.stored, e.storedRev, e.prevStored = e.prevStored, ev.Kv.ModRevision, nil
 	default:
 		obj, ok := c.takeWritten(key, ev.Kv.Value)
 		if ok {
@@ -307,8 +364,9 @@ func (c *cache) toEvent(ev *clientv3.Event) *Event {
 			}
 		}
 		e.Object, e.Enc = obj, &Encodings{}
+		e.stored, e.storedRev = ev.Kv.Value, ev.Kv.ModRevision
 		if ev.IsCreate() {
-			e.Type, e.Prev = watch.Added, nil
+			e.Type, e.Prev, e.prevStored = watch.Added, nil, nil
 		} else {
 			e.Type = watch.Modified
 		}
@@ -359,6 +417,7 @@ func (c *cache) progress(rev int64) {
 }
 
 func (c *cache) push(e *Event) {
+	e = e.retained()
 	if len(c.ring) < c.window {
 		c.ring = append(c.ring, e)
 		return
@@ -369,7 +428,8 @@ func (c *cache) push(e *Event) {
 }
 
 // eventsAfter returns the retained events newer than rev, oldest first,
-// and false when events after rev have already left the ring.
+// and false when events after rev have already left the ring. They must
+// be revived before they are delivered.
 func (c *cache) eventsAfterLocked(rev int64) ([]*Event, bool) {
 	if rev < c.oldest {
 		return nil, false

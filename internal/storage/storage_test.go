@@ -13,6 +13,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -204,6 +205,84 @@ func TestWatchResumeAndSelection(t *testing.T) {
 	}
 	if ev := next(t, w); ev.Type != watch.Modified {
 		t.Fatalf("unfiltered watch: got %s", ev.Type)
+	}
+}
+
+// TestResumedWatchSeesWhatALiveWatchSaw replays, from the cache's event
+// window, what live watches were sent (adds, updates moving an object out
+// of and into a selection, deletes) and requires the same events, while
+// the window holds the objects as stored rather than decoded.
+func TestResumedWatchSeesWhatALiveWatchSaw(t *testing.T) {
+	_, r := newTestStore(t, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start, err := r.Create(ctx, "a", "start", cm("a", "start", "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	selected := func(o runtime.Object) bool { return o.(*corev1.ConfigMap).Data["v"] == "1" }
+	watchFrom := func(match func(runtime.Object) bool) Watcher {
+		w, err := r.Watch(ctx, WatchOptions{ResourceVersion: rvOf(start), Match: match})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	liveAll, liveSel := watchFrom(nil), watchFrom(selected)
+
+	set := func(name, v string) {
+		if _, err := r.Update(ctx, "a", name, func(cur runtime.Object) (runtime.Object, error) {
+			cur.(*corev1.ConfigMap).Data["v"] = v
+			return cur, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"x", "y"} {
+		if _, err := r.Create(ctx, "a", name, cm("a", name, "1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("x", "2") // leaves the selection
+	set("x", "1") // comes back
+	set("y", "3")
+	if _, err := r.Delete(ctx, "a", "x", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Delete(ctx, "a", "y", nil); err != nil {
+		t.Fatal(err)
+	}
+	// x: Added, Modified twice, Deleted; y: Added, Modified, Deleted.
+	// Selected: x Added, Deleted, Added, Deleted; y Added, Deleted (leaving).
+	const all, sel = 7, 6
+	collect := func(w Watcher, n int) []watch.Event {
+		out := make([]watch.Event, n)
+		for i := range out {
+			out[i] = next(t, w)
+		}
+		return out
+	}
+	wantAll, wantSel := collect(liveAll, all), collect(liveSel, sel)
+
+	r.cache.mu.RLock()
+	for _, e := range r.cache.ring {
+		if e.Object != nil || e.Prev != nil {
+			t.Errorf("the event window holds %s %s at %d decoded", e.Type, e.Key, e.Rev)
+		}
+	}
+	r.cache.mu.RUnlock()
+
+	for _, tc := range []struct {
+		name  string
+		match func(runtime.Object) bool
+		want  []watch.Event
+	}{{"all", nil, wantAll}, {"selected", selected, wantSel}} {
+		got := collect(watchFrom(tc.match), len(tc.want))
+		for i := range got {
+			if got[i].Type != tc.want[i].Type || !equality.Semantic.DeepEqual(got[i].Object, tc.want[i].Object) {
+				t.Errorf("%s, event %d: resumed %s %v, live %s %v", tc.name, i, got[i].Type, got[i].Object, tc.want[i].Type, tc.want[i].Object)
+			}
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sort"
 	"strconv"
@@ -14,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 )
 
@@ -90,8 +90,8 @@ func (r *Resource) Watch(ctx context.Context, opts WatchOptions) (Watcher, error
 		bookmarks: opts.AllowBookmarks,
 		interval:  opts.BookmarkInterval,
 		deadline:  opts.Deadline,
-		newObj:    r.codec.newObj,
-		gvk:       r.codec.gvk,
+		codec:     r.codec,
+		log:       r.store.log,
 	}
 	if r.spec.Namespaced && opts.Namespace != "" {
 		w.keyPrefix += opts.Namespace + "/"
@@ -150,8 +150,8 @@ type cacheWatcher struct {
 	bookmarks bool
 	interval  time.Duration
 	deadline  time.Time
-	newObj    func() runtime.Object
-	gvk       schema.GroupVersionKind
+	codec     *codec
+	log       *slog.Logger
 }
 
 func (w *cacheWatcher) ResultChan() <-chan WatchEvent { return w.out }
@@ -184,7 +184,14 @@ func (w *cacheWatcher) run(backlog []*Event, start int64, endBookmark bool) {
 	defer close(w.out)
 	last := start
 	for _, e := range backlog {
-		if !w.deliver(e) {
+		// Events from the cache's window are decoded here, by the
+		// watch that needs them, not under the cache's lock.
+		ev, err := e.revived(w.codec)
+		if err != nil {
+			w.log.Error("skipping undecodable event", "key", e.Key, "err", err)
+			continue
+		}
+		if !w.deliver(ev) {
 			return
 		}
 		if e.Rev > last {
@@ -242,8 +249,8 @@ func (w *cacheWatcher) run(backlog []*Event, start int64, endBookmark bool) {
 }
 
 func (w *cacheWatcher) bookmark(rev int64, initialEnd bool) runtime.Object {
-	obj := w.newObj()
-	obj.GetObjectKind().SetGroupVersionKind(w.gvk)
+	obj := w.codec.newObj()
+	obj.GetObjectKind().SetGroupVersionKind(w.codec.gvk)
 	acc, _ := meta.Accessor(obj)
 	acc.SetResourceVersion(strconv.FormatInt(rev, 10))
 	if initialEnd {
