@@ -392,11 +392,9 @@ func (c *cache) apply(events []*Event, rev int64) {
 	}
 	c.mu.Unlock()
 	for _, w := range watchers {
-		for _, e := range events {
-			if !w.send(e) {
-				c.remove(w)
-				break
-			}
+		if len(events) > 0 && !w.send(events) {
+			c.remove(w)
+			continue
 		}
 		w.progress(rev)
 	}

@@ -286,6 +286,38 @@ func TestResumedWatchSeesWhatALiveWatchSaw(t *testing.T) {
 	}
 }
 
+// TestABigBatchKeepsWatchesGoing hands the watchers one batch of more
+// events than a watcher queues (an etcd response catching the cache up
+// brings up to a thousand): a watcher that keeps reading must get them
+// all, not be ended for falling behind.
+func TestABigBatchKeepsWatchesGoing(t *testing.T) {
+	_, r := newTestStore(t, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start, err := r.Create(ctx, "a", "start", cm("a", "start", "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := r.Watch(ctx, WatchOptions{ResourceVersion: rvOf(start)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := strconv.ParseInt(rvOf(start), 10, 64)
+	const n = 3000
+	batch := make([]*Event, n)
+	for i := range batch {
+		obj := cm("a", fmt.Sprintf("b%d", i), "1")
+		obj.ResourceVersion = strconv.FormatInt(base+1+int64(i), 10)
+		batch[i] = &Event{Type: watch.Added, Key: r.Key("a", obj.Name), Object: obj, Rev: base + 1 + int64(i)}
+	}
+	r.cache.apply(batch, base+n)
+	for i := range n {
+		if ev := next(t, w); ev.Object.(*corev1.ConfigMap).Name != fmt.Sprintf("b%d", i) {
+			t.Fatalf("event %d: %s %s", i, ev.Type, ev.Object.(*corev1.ConfigMap).Name)
+		}
+	}
+}
+
 func TestWatchOlderThanCacheWindowUsesEtcd(t *testing.T) {
 	_, r := newTestStore(t, 2)
 	ctx, cancel := context.WithCancel(context.Background())

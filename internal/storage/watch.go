@@ -134,9 +134,11 @@ func (r *Resource) Watch(ctx context.Context, opts WatchOptions) (Watcher, error
 	return w, nil
 }
 
+// watchItem is one batch of the cache's events, shared by every watcher
+// (a batch is what one etcd watch response brought), or progress alone.
 type watchItem struct {
-	event *Event
-	rev   int64 // progress only, when event is nil
+	events []*Event
+	rev    int64 // progress only, when events is nil
 }
 
 // cacheWatcher filters the cache's events for one client.
@@ -160,11 +162,14 @@ func (w *cacheWatcher) Stop() { w.terminate() }
 
 func (w *cacheWatcher) terminate() { w.stopOnce.Do(func() { close(w.done) }) }
 
-// send queues an event without blocking; false means the watcher has
-// fallen too far behind and must be ended (its client resumes).
-func (w *cacheWatcher) send(e *Event) bool {
+// send queues a batch of events without blocking; false means the
+// watcher has fallen too far behind and must be ended (its client
+// resumes). The queue counts batches, not events: an etcd response
+// catching the cache up brings up to a thousand events at once, which
+// would otherwise end every watcher, however fast, at the same moment.
+func (w *cacheWatcher) send(events []*Event) bool {
 	select {
-	case w.in <- watchItem{event: e}:
+	case w.in <- watchItem{events: events}:
 		return true
 	case <-w.done:
 		return true
@@ -224,17 +229,19 @@ func (w *cacheWatcher) run(backlog []*Event, start int64, endBookmark bool) {
 			}
 			sent = last
 		case it := <-w.in:
-			if it.event == nil {
+			if it.events == nil {
 				last = max(last, it.rev)
 				continue
 			}
-			if it.event.Rev <= last {
-				continue // already delivered from the backlog
+			for _, e := range it.events {
+				if e.Rev <= last {
+					continue // already delivered from the backlog
+				}
+				if !w.deliver(e) {
+					return
+				}
+				last = e.Rev
 			}
-			if !w.deliver(it.event) {
-				return
-			}
-			last = it.event.Rev
 		case <-ticker.C:
 			if w.bookmarks && last > sent {
 				if !w.emit(watch.Event{Type: watch.Bookmark, Object: w.bookmark(last, false)}) {
