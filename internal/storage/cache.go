@@ -7,13 +7,11 @@ import (
 	"errors"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 )
@@ -34,6 +32,11 @@ type Event struct {
 	// keeps these instead of the decoded objects.
 	stored, prevStored []byte
 	storedRev, prevRev int64
+}
+
+// entry is what the cache holds for e's object after e (not for Deleted).
+func (e *Event) entry() *entry {
+	return &entry{obj: e.Object, enc: e.Enc, rev: e.Rev, data: e.stored}
 }
 
 // retained returns what the event window keeps of e: its objects as etcd
@@ -109,6 +112,10 @@ type entry struct {
 	obj runtime.Object
 	enc *Encodings
 	rev int64 // etcd's ModRevision of obj
+	// data is what etcd stores for obj: the event window keeps it for
+	// the next event's previous state, which the cache's etcd watch does
+	// not ask etcd for.
+	data []byte
 }
 
 // cache mirrors one resource's objects from etcd and fans its changes out
@@ -196,17 +203,18 @@ func (c *cache) withdraw(key string, w *writtenObject) {
 	c.writtenMu.Unlock()
 }
 
-// takeWritten returns the object offered for key if value is what was
-// stored for it.
-func (c *cache) takeWritten(key string, value []byte) (runtime.Object, bool) {
+// takeWritten returns the object offered for key, and the bytes of the
+// offer (so that etcd's copy of them need not be kept), if value is what
+// was stored for it.
+func (c *cache) takeWritten(key string, value []byte) (runtime.Object, []byte, bool) {
 	c.writtenMu.Lock()
 	defer c.writtenMu.Unlock()
 	w, ok := c.written[key]
 	if !ok || !bytes.Equal(w.data, value) {
-		return nil, false
+		return nil, nil, false
 	}
 	delete(c.written, key)
-	return w.obj, true
+	return w.obj, w.data, true
 }
 
 // run keeps the cache in step with etcd until ctx ends, relisting when the
@@ -264,7 +272,7 @@ func (c *cache) relist(ctx context.Context) (int64, error) {
 				c.r.store.log.Error("skipping undecodable object", "key", string(kv.Key), "err", err)
 				continue
 			}
-			objects[string(kv.Key)] = &entry{obj: obj, enc: &Encodings{}, rev: kv.ModRevision}
+			objects[string(kv.Key)] = &entry{obj: obj, enc: &Encodings{}, rev: kv.ModRevision, data: kv.Value}
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
 			break
@@ -298,11 +306,17 @@ func (c *cache) setRevLocked(rev int64) {
 }
 
 // follow applies etcd watch events from rev on until the watch fails.
+//
+// The watch does not ask for each event's previous state (WithPrevKV):
+// the cache holds it. For etcd, a previous state is a database read per
+// event in the loop that sends events, which under a stream of writes
+// made that loop fall behind and catch up from the database, holding
+// whole batches of events (hundreds of MB for 30,000 pods).
 func (c *cache) follow(ctx context.Context, rev int64) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	wch := c.r.store.client.Watch(wctx, c.r.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev),
-		clientv3.WithPrevKV(), clientv3.WithProgressNotify())
+		clientv3.WithProgressNotify())
 	for resp := range wch {
 		if err := resp.Err(); err != nil {
 			return err
@@ -312,9 +326,13 @@ func (c *cache) follow(ctx context.Context, rev int64) error {
 			continue
 		}
 		events := make([]*Event, 0, len(resp.Events))
+		// An object's earlier event in the same response is its
+		// previous state for the next, before the cache has it.
+		batch := make(map[string]*entry, len(resp.Events))
 		for _, ev := range resp.Events {
-			if e := c.toEvent(ev); e != nil {
+			if e := c.toEvent(ev, batch); e != nil {
 				events = append(events, e)
+				batch[e.Key] = e.entry()
 			}
 		}
 		c.apply(events, resp.Header.Revision)
@@ -322,23 +340,27 @@ func (c *cache) follow(ctx context.Context, rev int64) error {
 	return errors.New("etcd watch closed")
 }
 
-func (c *cache) toEvent(ev *clientv3.Event) *Event {
+// toEvent turns an etcd event into the cache's. The previous state is
+// batch's entry for the key, else the cache's; a watch that asked etcd
+// for previous states (one served from etcd, older than the cache) has
+// etcd's copy decoded when the cache holds another revision.
+func (c *cache) toEvent(ev *clientv3.Event, batch map[string]*entry) *Event {
 	key := string(ev.Kv.Key)
 	e := &Event{Key: key, Rev: ev.Kv.ModRevision}
-	// The cache usually holds the previous state already; decode etcd's
-	// copy only when it does not (or holds another revision of it).
-	c.mu.RLock()
-	if cur := c.objects[key]; cur != nil {
-		e.Prev = cur.obj
+	prev := batch[key]
+	if prev == nil {
+		c.mu.RLock()
+		prev = c.objects[key]
+		c.mu.RUnlock()
 	}
-	c.mu.RUnlock()
-	if ev.PrevKv != nil {
-		if e.Prev == nil || accessorRV(e.Prev) != ev.PrevKv.ModRevision {
-			if prev, err := c.r.codec.decode(ev.PrevKv.Value, ev.PrevKv.ModRevision); err == nil {
-				e.Prev = prev
-			}
+	if kv := ev.PrevKv; kv != nil && (prev == nil || prev.rev != kv.ModRevision) {
+		prev = nil
+		if obj, err := c.r.codec.decode(kv.Value, kv.ModRevision); err == nil {
+			prev = &entry{obj: obj, rev: kv.ModRevision, data: kv.Value}
 		}
-		e.prevStored, e.prevRev = ev.PrevKv.Value, ev.PrevKv.ModRevision
+	}
+	if prev != nil {
+		e.Prev, e.prevStored, e.prevRev = prev.obj, prev.data, prev.rev
 	}
 	switch ev.Type {
 	case clientv3.EventTypeDelete:
@@ -351,7 +373,7 @@ func (c *cache) toEvent(ev *clientv3.Event) *Event {
 		e.Type, e.Object, e.Enc = watch.Deleted, obj, &Encodings{}
 		e.stored, e.storedRev, e.prevStored = e.prevStored, ev.Kv.ModRevision, nil
 	default:
-		obj, ok := c.takeWritten(key, ev.Kv.Value)
+		obj, data, ok := c.takeWritten(key, ev.Kv.Value)
 		if ok {
 			// As the decode below would stamp it.
 			obj.GetObjectKind().SetGroupVersionKind(c.r.codec.gvk)
@@ -362,9 +384,10 @@ func (c *cache) toEvent(ev *clientv3.Event) *Event {
 				c.r.store.log.Error("skipping undecodable object", "key", key, "err", err)
 				return nil
 			}
+			data = ev.Kv.Value
 		}
 		e.Object, e.Enc = obj, &Encodings{}
-		e.stored, e.storedRev = ev.Kv.Value, ev.Kv.ModRevision
+		e.stored, e.storedRev = data, ev.Kv.ModRevision
 		if ev.IsCreate() {
 			e.Type, e.Prev, e.prevStored = watch.Added, nil, nil
 		} else {
@@ -381,7 +404,7 @@ func (c *cache) apply(events []*Event, rev int64) {
 		if e.Type == watch.Deleted {
 			delete(c.objects, e.Key)
 		} else {
-			c.objects[e.Key] = &entry{obj: e.Object, enc: e.Enc, rev: e.Rev}
+			c.objects[e.Key] = e.entry()
 		}
 		c.push(e)
 	}
@@ -560,13 +583,4 @@ func (c *cache) remove(w *cacheWatcher) {
 	delete(c.watchers, w)
 	c.mu.Unlock()
 	w.terminate()
-}
-
-func accessorRV(obj runtime.Object) int64 {
-	acc, err := meta.Accessor(obj)
-	if err != nil {
-		return 0
-	}
-	rv, _ := strconv.ParseInt(acc.GetResourceVersion(), 10, 64)
-	return rv
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -314,6 +315,57 @@ func TestABigBatchKeepsWatchesGoing(t *testing.T) {
 	for i := range n {
 		if ev := next(t, w); ev.Object.(*corev1.ConfigMap).Name != fmt.Sprintf("b%d", i) {
 			t.Fatalf("event %d: %s %s", i, ev.Type, ev.Object.(*corev1.ConfigMap).Name)
+		}
+	}
+}
+
+// TestEventsOfOneResponseChainTheirStates gives the cache an object's
+// create, update and delete as one etcd watch response (as etcd sends a
+// watch catching up): without previous states from etcd, each event's
+// previous state must be the one before it in the response.
+func TestEventsOfOneResponseChainTheirStates(t *testing.T) {
+	_, r := newTestStore(t, 100)
+	key := r.Key("a", "x")
+	put := func(v string, created, rev int64) *clientv3.Event {
+		data, err := r.codec.encode(cm("a", "x", v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &clientv3.Event{Type: clientv3.EventTypePut, Kv: &mvccpb.KeyValue{Key: []byte(key), Value: data, CreateRevision: created, ModRevision: rev}}
+	}
+	batch := map[string]*entry{}
+	var events []*Event
+	for _, ev := range []*clientv3.Event{put("1", 100, 100), put("2", 100, 101),
+		{Type: clientv3.EventTypeDelete, Kv: &mvccpb.KeyValue{Key: []byte(key), ModRevision: 102}}} {
+		e := r.cache.toEvent(ev, batch)
+		if e == nil {
+			t.Fatalf("no event for %s at %d", ev.Type, ev.Kv.ModRevision)
+		}
+		batch[key] = e.entry()
+		events = append(events, e)
+	}
+	value := func(obj runtime.Object) string {
+		if obj == nil {
+			return "none"
+		}
+		return obj.(*corev1.ConfigMap).Data["v"] + "@" + rvOf(obj)
+	}
+	modified, err := events[1].retained().revived(r.codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		what      string
+		typ, want watch.EventType
+		got, obj  string
+	}{
+		{"create", events[0].Type, watch.Added, value(events[0].Object), "1@100"},
+		{"update", events[1].Type, watch.Modified, value(events[1].Prev), "1@100"},
+		{"update, from the event window", modified.Type, watch.Modified, value(modified.Prev), "1@100"},
+		{"delete", events[2].Type, watch.Deleted, value(events[2].Object), "2@102"},
+	} {
+		if c.typ != c.want || c.got != c.obj {
+			t.Errorf("%s: %s with %s, want %s with %s", c.what, c.typ, c.got, c.want, c.obj)
 		}
 	}
 }

@@ -3,10 +3,12 @@ package storage
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -172,4 +174,14 @@ func TestEncodeLeavesTheObjectAsItWas(t *testing.T) {
 	if strings.Contains(string(data), "42") {
 		t.Fatal("the stored bytes carry the writer's resourceVersion")
 	}
+}
+
+// accessorRV returns obj's resourceVersion as a revision.
+func accessorRV(obj runtime.Object) int64 {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return 0
+	}
+	rv, _ := strconv.ParseInt(acc.GetResourceVersion(), 10, 64)
+	return rv
 }

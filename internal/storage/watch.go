@@ -348,7 +348,7 @@ func (r *Resource) watchEtcd(ctx context.Context, rv int64, w *cacheWatcher) (Wa
 					return
 				}
 				for _, ev := range resp.Events {
-					e := r.cache.toEvent(ev)
+					e := r.cache.toEvent(ev, nil)
 					if e != nil && !w.deliver(e) {
 						return
 					}
