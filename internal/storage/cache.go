@@ -415,11 +415,11 @@ func (c *cache) apply(events []*Event, rev int64) {
 	}
 	c.mu.Unlock()
 	for _, w := range watchers {
-		if len(events) > 0 && !w.send(events) {
+		if len(events) == 0 {
+			w.progress(rev)
+		} else if !w.send(events, rev) {
 			c.remove(w)
-			continue
 		}
-		w.progress(rev)
 	}
 }
 

@@ -135,10 +135,11 @@ func (r *Resource) Watch(ctx context.Context, opts WatchOptions) (Watcher, error
 }
 
 // watchItem is one batch of the cache's events, shared by every watcher
-// (a batch is what one etcd watch response brought), or progress alone.
+// (a batch is what one etcd watch response brought), or none, and the
+// revision the cache has reached with it.
 type watchItem struct {
 	events []*Event
-	rev    int64 // progress only, when events is nil
+	rev    int64
 }
 
 // cacheWatcher filters the cache's events for one client.
@@ -167,9 +168,9 @@ func (w *cacheWatcher) terminate() { w.stopOnce.Do(func() { close(w.done) }) }
 // resumes). The queue counts batches, not events: an etcd response
 // catching the cache up brings up to a thousand events at once, which
 // would otherwise end every watcher, however fast, at the same moment.
-func (w *cacheWatcher) send(events []*Event) bool {
+func (w *cacheWatcher) send(events []*Event, rev int64) bool {
 	select {
-	case w.in <- watchItem{events: events}:
+	case w.in <- watchItem{events: events, rev: rev}:
 		return true
 	case <-w.done:
 		return true
@@ -229,10 +230,6 @@ func (w *cacheWatcher) run(backlog []*Event, start int64, endBookmark bool) {
 			}
 			sent = last
 		case it := <-w.in:
-			if it.events == nil {
-				last = max(last, it.rev)
-				continue
-			}
 			for _, e := range it.events {
 				if e.Rev <= last {
 					continue // already delivered from the backlog
@@ -242,6 +239,7 @@ func (w *cacheWatcher) run(backlog []*Event, start int64, endBookmark bool) {
 				}
 				last = e.Rev
 			}
+			last = max(last, it.rev)
 		case <-ticker.C:
 			if w.bookmarks && last > sent {
 				if !w.emit(watch.Event{Type: watch.Bookmark, Object: w.bookmark(last, false)}) {
