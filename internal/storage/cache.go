@@ -154,8 +154,12 @@ type writtenObject struct {
 }
 
 // maxWritten bounds the written objects whose events never came (writes
-// that failed without withdrawing, or that the cache relisted).
-const maxWritten = 4096
+// that failed without withdrawing, or that the cache relisted). It is far
+// above the writes in flight: when a stream of writes runs the cache's
+// watch behind, the objects waiting for their events are many, and
+// forgetting them would make the cache decode each one, which would put
+// it further behind.
+const maxWritten = 1 << 16
 
 func newCache(r *Resource, window int) *cache {
 	return &cache{
