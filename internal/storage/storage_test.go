@@ -209,18 +209,26 @@ func TestWatchResumeAndSelection(t *testing.T) {
 	}
 }
 
+// storeWithAStart is a test store holding one config map, whose
+// resourceVersion the watches of a test start from.
+func storeWithAStart(t *testing.T) (context.Context, *Resource, runtime.Object) {
+	t.Helper()
+	_, r := newTestStore(t, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	start, err := r.Create(ctx, "a", "start", cm("a", "start", "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, r, start
+}
+
 // TestResumedWatchSeesWhatALiveWatchSaw replays, from the cache's event
 // window, what live watches were sent (adds, updates moving an object out
 // of and into a selection, deletes) and requires the same events, while
 // the window holds the objects as stored rather than decoded.
 func TestResumedWatchSeesWhatALiveWatchSaw(t *testing.T) {
-	_, r := newTestStore(t, 100)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	start, err := r.Create(ctx, "a", "start", cm("a", "start", "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, r, start := storeWithAStart(t)
 	selected := func(o runtime.Object) bool { return o.(*corev1.ConfigMap).Data["v"] == "1" }
 	watchFrom := func(match func(runtime.Object) bool) Watcher {
 		w, err := r.Watch(ctx, WatchOptions{ResourceVersion: rvOf(start), Match: match})
@@ -292,13 +300,7 @@ func TestResumedWatchSeesWhatALiveWatchSaw(t *testing.T) {
 // brings up to a thousand): a watcher that keeps reading must get them
 // all, not be ended for falling behind.
 func TestABigBatchKeepsWatchesGoing(t *testing.T) {
-	_, r := newTestStore(t, 100)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	start, err := r.Create(ctx, "a", "start", cm("a", "start", "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, r, start := storeWithAStart(t)
 	w, err := r.Watch(ctx, WatchOptions{ResourceVersion: rvOf(start)})
 	if err != nil {
 		t.Fatal(err)
