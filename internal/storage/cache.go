@@ -32,11 +32,16 @@ type Event struct {
 	// keeps these instead of the decoded objects.
 	stored, prevStored []byte
 	storedRev, prevRev int64
+	ent                *entry // see entry
 }
 
-// entry is what the cache holds for e's object after e (not for Deleted).
+// entry is what the cache holds for e's object after e (not for
+// Deleted), made once per event.
 func (e *Event) entry() *entry {
-	return &entry{obj: e.Object, enc: e.Enc, rev: e.Rev, data: e.stored}
+	if e.ent == nil {
+		e.ent = &entry{obj: e.Object, enc: e.Enc, rev: e.Rev, data: e.stored}
+	}
+	return e.ent
 }
 
 // retained returns what the event window keeps of e: its objects as etcd
@@ -336,7 +341,7 @@ func (c *cache) follow(ctx context.Context, rev int64) error {
 		for _, ev := range resp.Events {
 			if e := c.toEvent(ev, batch); e != nil {
 				events = append(events, e)
-				batch[e.Key] = e.entry()
+				batch[e.Key] = e.entry() // the entry apply stores
 			}
 		}
 		c.apply(events, resp.Header.Revision)
