@@ -54,13 +54,17 @@ func (rq *request) evict() error {
 	if !ok {
 		return rq.evicted(opts)
 	}
-	budgets, err := budgetRes.List(rq.ctx, storage.ListOptions{Namespace: pod.Namespace, Match: func(o runtime.Object) bool {
-		return budgetSelects(o.(*policyv1.PodDisruptionBudget), pod)
-	}})
+	inNamespace, err := budgetRes.List(rq.ctx, storage.ListOptions{Namespace: pod.Namespace})
 	if err != nil {
 		return apierrors.NewServiceUnavailable(err.Error())
 	}
-	switch len(budgets.Items) {
+	var budgets []*policyv1.PodDisruptionBudget
+	for _, o := range inNamespace.Items {
+		if b := o.(*policyv1.PodDisruptionBudget); budgetSelects(b, pod) {
+			budgets = append(budgets, b)
+		}
+	}
+	switch len(budgets) {
 	case 0:
 		return rq.evicted(opts)
 	case 1:
@@ -69,7 +73,7 @@ func (rq *request) evict() error {
 		// caller's situation, and says the same thing with 400.
 		return apierrors.NewBadRequest("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.")
 	}
-	pdb := budgets.Items[0].(*policyv1.PodDisruptionBudget)
+	pdb := budgets[0]
 	if pdb.Spec.UnhealthyPodEvictionPolicy != nil && *pdb.Spec.UnhealthyPodEvictionPolicy == policyv1.AlwaysAllow && !podReady(pod) {
 		return rq.evicted(opts)
 	}

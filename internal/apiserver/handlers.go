@@ -166,7 +166,7 @@ func (rq *request) get() error {
 }
 
 // matcher builds the label and field selector filter of a list or watch.
-func (rq *request) matcher() (func(runtime.Object) bool, error) {
+func (rq *request) matcher() (func(storage.Attrs) bool, error) {
 	lsel, err := labels.Parse(rq.q.Get("labelSelector"))
 	if err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
@@ -175,11 +175,10 @@ func (rq *request) matcher() (func(runtime.Object) bool, error) {
 	if err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
-	fieldLabels := rq.kind.FieldLabels
 	if !fsel.Empty() {
 		supported := map[string]bool{"metadata.name": true, "metadata.namespace": true}
-		if fieldLabels != nil {
-			for k := range fieldLabels(rq.res.NewObject()) {
+		if rq.kind.FieldLabels != nil {
+			for k := range rq.kind.FieldLabels(rq.res.NewObject()) {
 				supported[k] = true
 			}
 		}
@@ -192,21 +191,8 @@ func (rq *request) matcher() (func(runtime.Object) bool, error) {
 	if lsel.Empty() && fsel.Empty() {
 		return nil, nil
 	}
-	return func(obj runtime.Object) bool {
-		acc := accessor(obj)
-		if !lsel.Matches(labels.Set(acc.GetLabels())) {
-			return false
-		}
-		if fsel.Empty() {
-			return true
-		}
-		set := fields.Set{"metadata.name": acc.GetName(), "metadata.namespace": acc.GetNamespace()}
-		if fieldLabels != nil {
-			for k, v := range fieldLabels(obj) {
-				set[k] = v
-			}
-		}
-		return fsel.Matches(set)
+	return func(a storage.Attrs) bool {
+		return lsel.Matches(a.Labels) && fsel.Matches(a.Fields)
 	}, nil
 }
 

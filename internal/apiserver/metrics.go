@@ -11,7 +11,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -211,9 +210,8 @@ func (s *Server) listObjects(ctx context.Context, resourceName, namespace, name 
 		}
 		return []runtime.Object{obj}, nil
 	}
-	out, err := res.List(ctx, storage.ListOptions{Namespace: namespace, Match: func(obj runtime.Object) bool {
-		m, err := meta.Accessor(obj)
-		return err == nil && sel.Matches(labels.Set(m.GetLabels()))
+	out, err := res.List(ctx, storage.ListOptions{Namespace: namespace, Match: func(a storage.Attrs) bool {
+		return sel.Matches(a.Labels)
 	}})
 	if err != nil {
 		return nil, apierrors.NewServiceUnavailable(err.Error())

@@ -251,7 +251,7 @@ func StorageResources(reg *registry.Registry, eventTTL time.Duration) []storage.
 			continue
 		}
 		seen[k.StorageResource] = true
-		spec := storage.ResourceSpec{GroupResource: k.StorageResource, Kind: k.StorageGVK, Namespaced: k.Namespaced}
+		spec := storage.ResourceSpec{GroupResource: k.StorageResource, Kind: k.StorageGVK, Namespaced: k.Namespaced, FieldLabels: k.FieldLabels}
 		if k.StorageResource == (schema.GroupResource{Resource: "events"}) {
 			spec.TTL = eventTTL
 		}

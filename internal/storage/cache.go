@@ -21,64 +21,56 @@ type Event struct {
 	Type   watch.EventType // Added, Modified or Deleted
 	Key    string
 	Object runtime.Object // the new state; for Deleted the last state
-	// Prev is the state before a Modified or Deleted event.
-	Prev runtime.Object
-	Rev  int64
+	Rev    int64
 	// Enc holds Object's encodings, shared by every watcher and list.
 	Enc *Encodings
 
-	// What etcd stored for Object (for Deleted: the last state) and for
-	// Prev, and the revisions their decodings carry: the event window
-	// keeps these instead of the decoded objects.
-	stored, prevStored []byte
-	storedRev, prevRev int64
-	ent                *entry // see entry
+	// What selectors see of Object, and of the state before a Modified
+	// event (whether the object entered or left a watch's selection).
+	attrs, prevAttrs *Attrs
+	// What etcd stored for Object (for Deleted: the last state), and the
+	// revision its decoding carries: the event window keeps these
+	// instead of the decoded object.
+	stored    []byte
+	storedRev int64
+	ent       *entry // see entry
 }
 
 // entry is what the cache holds for e's object after e (not for
 // Deleted), made once per event.
 func (e *Event) entry() *entry {
 	if e.ent == nil {
-		e.ent = &entry{obj: e.Object, enc: e.Enc, rev: e.Rev, data: e.stored}
+		e.ent = &entry{obj: e.Object, enc: e.Enc, rev: e.Rev, data: e.stored, attrs: e.attrs}
 	}
 	return e.ent
 }
 
-// retained returns what the event window keeps of e: its objects as etcd
-// stored them, to be decoded again for a watch that resumes from before
-// the event (revived), rather than decoded objects and their encodings,
+// retained returns what the event window keeps of e: its object as etcd
+// stored it, to be decoded again for a watch that resumes from before
+// the event (revived), rather than the decoded object and its encodings,
 // which take about five times the space for a pod. An object whose
 // stored bytes the event lacks is kept decoded.
 func (e *Event) retained() *Event {
-	r := &Event{Type: e.Type, Key: e.Key, Rev: e.Rev,
-		stored: e.stored, prevStored: e.prevStored, storedRev: e.storedRev, prevRev: e.prevRev}
+	r := &Event{Type: e.Type, Key: e.Key, Rev: e.Rev, attrs: e.attrs, prevAttrs: e.prevAttrs,
+		stored: e.stored, storedRev: e.storedRev}
 	if r.stored == nil {
 		r.Object = e.Object
-	}
-	if r.prevStored == nil && e.Type == watch.Modified {
-		r.Prev = e.Prev // only a Modified event's delivery looks at Prev
 	}
 	return r
 }
 
-// revived returns a retained event with its objects decoded; an event
-// whose objects are decoded already is returned as it is.
+// revived returns a retained event with its object decoded; an event
+// whose object is decoded already is returned as it is.
 func (e *Event) revived(c *codec) (*Event, error) {
-	if e.Object != nil && (e.Prev != nil || e.prevStored == nil) {
+	if e.Object != nil {
 		return e, nil
 	}
+	obj, err := c.decode(e.stored, e.storedRev)
+	if err != nil {
+		return nil, err
+	}
 	r := *e
-	var err error
-	if r.Object == nil {
-		if r.Object, err = c.decode(r.stored, r.storedRev); err != nil {
-			return nil, err
-		}
-	}
-	if r.Prev == nil && r.prevStored != nil {
-		if r.Prev, err = c.decode(r.prevStored, r.prevRev); err != nil {
-			return nil, err
-		}
-	}
+	r.Object = obj
 	return &r, nil
 }
 
@@ -114,9 +106,10 @@ func (e *Encodings) Get(format string, encode func() ([]byte, error)) ([]byte, e
 
 // entry is one cached object.
 type entry struct {
-	obj runtime.Object
-	enc *Encodings
-	rev int64 // etcd's ModRevision of obj
+	obj   runtime.Object
+	enc   *Encodings
+	attrs *Attrs
+	rev   int64 // etcd's ModRevision of obj
 	// data is what etcd stores for obj: the event window keeps it for
 	// the next event's previous state, which the cache's etcd watch does
 	// not ask etcd for.
@@ -281,7 +274,7 @@ func (c *cache) relist(ctx context.Context) (int64, error) {
 				c.r.store.log.Error("skipping undecodable object", "key", string(kv.Key), "err", err)
 				continue
 			}
-			objects[string(kv.Key)] = &entry{obj: obj, enc: &Encodings{}, rev: kv.ModRevision, data: kv.Value}
+			objects[string(kv.Key)] = &entry{obj: obj, enc: &Encodings{}, attrs: c.r.attrs(obj), rev: kv.ModRevision, data: kv.Value}
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
 			break
@@ -365,22 +358,22 @@ func (c *cache) toEvent(ev *clientv3.Event, batch map[string]*entry) *Event {
 	if kv := ev.PrevKv; kv != nil && (prev == nil || prev.rev != kv.ModRevision) {
 		prev = nil
 		if obj, err := c.r.codec.decode(kv.Value, kv.ModRevision); err == nil {
-			prev = &entry{obj: obj, rev: kv.ModRevision, data: kv.Value}
+			prev = &entry{obj: obj, attrs: c.r.attrs(obj), rev: kv.ModRevision, data: kv.Value}
 		}
 	}
 	if prev != nil {
-		e.Prev, e.prevStored, e.prevRev = prev.obj, prev.data, prev.rev
+		e.prevAttrs = prev.attrs
 	}
 	switch ev.Type {
 	case clientv3.EventTypeDelete:
-		if e.Prev == nil {
+		if prev == nil {
 			return nil
 		}
 		// A deleted object reports the deletion's revision, as upstream does.
-		obj := topCopy(e.Prev)
+		obj := topCopy(prev.obj)
 		_ = setRV(obj, ev.Kv.ModRevision)
-		e.Type, e.Object, e.Enc = watch.Deleted, obj, &Encodings{}
-		e.stored, e.storedRev, e.prevStored = e.prevStored, ev.Kv.ModRevision, nil
+		e.Type, e.Object, e.Enc, e.attrs = watch.Deleted, obj, &Encodings{}, prev.attrs
+		e.stored, e.storedRev = prev.data, ev.Kv.ModRevision
 	default:
 		obj, data, ok := c.takeWritten(key, ev.Kv.Value)
 		if ok {
@@ -395,10 +388,10 @@ func (c *cache) toEvent(ev *clientv3.Event, batch map[string]*entry) *Event {
 			}
 			data = ev.Kv.Value
 		}
-		e.Object, e.Enc = obj, &Encodings{}
+		e.Object, e.Enc, e.attrs = obj, &Encodings{}, c.r.attrs(obj)
 		e.stored, e.storedRev = data, ev.Kv.ModRevision
 		if ev.IsCreate() {
-			e.Type, e.Prev, e.prevStored = watch.Added, nil, nil
+			e.Type, e.prevAttrs = watch.Added, nil
 		} else {
 			e.Type = watch.Modified
 		}
@@ -533,7 +526,7 @@ func (c *cache) list(opts ListOptions) *ListResult {
 		if !strings.HasPrefix(k, prefix) {
 			continue
 		}
-		if opts.Match != nil && !opts.Match(e.obj) {
+		if opts.Match != nil && !opts.Match(*e.attrs) {
 			continue
 		}
 		matched++

@@ -58,8 +58,20 @@ func newTestStoreTTL(t *testing.T, window int, ttl time.Duration) (*Store, *Reso
 	return s, r
 }
 
+// cm is a config map whose value v is also its label v, for selectors.
 func cm(ns, name, v string) *corev1.ConfigMap {
-	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: map[string]string{"v": v}}
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"v": v}}, Data: map[string]string{"v": v}}
+}
+
+// setV sets a config map's value and label v.
+func setV(obj runtime.Object, v string) {
+	c := obj.(*corev1.ConfigMap)
+	c.Data["v"], c.Labels["v"] = v, v
+}
+
+// labelled returns a Match for label v = value.
+func labelled(value string) func(Attrs) bool {
+	return func(a Attrs) bool { return a.Labels["v"] == value }
 }
 
 func rvOf(obj runtime.Object) string { return obj.(*corev1.ConfigMap).ResourceVersion }
@@ -185,7 +197,7 @@ func TestWatchResumeAndSelection(t *testing.T) {
 	}
 
 	// A selection watch sees an object leave it as DELETED.
-	sel, err := r.Watch(ctx, WatchOptions{Match: func(o runtime.Object) bool { return o.(*corev1.ConfigMap).Data["v"] == "1" }})
+	sel, err := r.Watch(ctx, WatchOptions{Match: labelled("1")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +207,7 @@ func TestWatchResumeAndSelection(t *testing.T) {
 		}
 	}
 	_, err = r.Update(ctx, "a", "one", func(cur runtime.Object) (runtime.Object, error) {
-		cur.(*corev1.ConfigMap).Data["v"] = "2"
+		setV(cur, "2")
 		return cur, nil
 	})
 	if err != nil {
@@ -229,8 +241,8 @@ func storeWithAStart(t *testing.T) (context.Context, *Resource, runtime.Object) 
 // the window holds the objects as stored rather than decoded.
 func TestResumedWatchSeesWhatALiveWatchSaw(t *testing.T) {
 	ctx, r, start := storeWithAStart(t)
-	selected := func(o runtime.Object) bool { return o.(*corev1.ConfigMap).Data["v"] == "1" }
-	watchFrom := func(match func(runtime.Object) bool) Watcher {
+	selected := labelled("1")
+	watchFrom := func(match func(Attrs) bool) Watcher {
 		w, err := r.Watch(ctx, WatchOptions{ResourceVersion: rvOf(start), Match: match})
 		if err != nil {
 			t.Fatal(err)
@@ -241,7 +253,7 @@ func TestResumedWatchSeesWhatALiveWatchSaw(t *testing.T) {
 
 	set := func(name, v string) {
 		if _, err := r.Update(ctx, "a", name, func(cur runtime.Object) (runtime.Object, error) {
-			cur.(*corev1.ConfigMap).Data["v"] = v
+			setV(cur, v)
 			return cur, nil
 		}); err != nil {
 			t.Fatal(err)
@@ -275,7 +287,7 @@ func TestResumedWatchSeesWhatALiveWatchSaw(t *testing.T) {
 
 	r.cache.mu.RLock()
 	for _, e := range r.cache.ring {
-		if e.Object != nil || e.Prev != nil {
+		if e.Object != nil {
 			t.Errorf("the event window holds %s %s at %d decoded", e.Type, e.Key, e.Rev)
 		}
 	}
@@ -283,7 +295,7 @@ func TestResumedWatchSeesWhatALiveWatchSaw(t *testing.T) {
 
 	for _, tc := range []struct {
 		name  string
-		match func(runtime.Object) bool
+		match func(Attrs) bool
 		want  []watch.Event
 	}{{"all", nil, wantAll}, {"selected", selected, wantSel}} {
 		got := collect(watchFrom(tc.match), len(tc.want))
@@ -311,7 +323,7 @@ func TestABigBatchKeepsWatchesGoing(t *testing.T) {
 	for i := range batch {
 		obj := cm("a", fmt.Sprintf("b%d", i), "1")
 		obj.ResourceVersion = strconv.FormatInt(base+1+int64(i), 10)
-		batch[i] = &Event{Type: watch.Added, Key: r.Key("a", obj.Name), Object: obj, Rev: base + 1 + int64(i)}
+		batch[i] = &Event{Type: watch.Added, Key: r.Key("a", obj.Name), Object: obj, attrs: r.attrs(obj), Rev: base + 1 + int64(i)}
 	}
 	r.cache.apply(batch, base+n)
 	for i := range n {
@@ -352,18 +364,21 @@ func TestEventsOfOneResponseChainTheirStates(t *testing.T) {
 		}
 		return obj.(*corev1.ConfigMap).Data["v"] + "@" + rvOf(obj)
 	}
-	modified, err := events[1].retained().revived(r.codec)
-	if err != nil {
-		t.Fatal(err)
+	label := func(a *Attrs) string {
+		if a == nil {
+			return "none"
+		}
+		return "label " + a.Labels["v"]
 	}
+	modified := events[1].retained()
 	for _, c := range []struct {
 		what      string
 		typ, want watch.EventType
 		got, obj  string
 	}{
 		{"create", events[0].Type, watch.Added, value(events[0].Object), "1@100"},
-		{"update", events[1].Type, watch.Modified, value(events[1].Prev), "1@100"},
-		{"update, from the event window", modified.Type, watch.Modified, value(modified.Prev), "1@100"},
+		{"update", events[1].Type, watch.Modified, label(events[1].prevAttrs), "label 1"},
+		{"update, from the event window", modified.Type, watch.Modified, label(modified.prevAttrs), "label 1"},
 		{"delete", events[2].Type, watch.Deleted, value(events[2].Object), "2@102"},
 	} {
 		if c.typ != c.want || c.got != c.obj {
@@ -561,7 +576,7 @@ func TestPagesAreOneSnapshot(t *testing.T) {
 		t.Fatalf("pages gave %s, want the snapshot %s", got, want)
 	}
 	// With a selector the count of what remains is not given, as upstream.
-	sel, err := r.List(ctx, ListOptions{Namespace: "a", Limit: 2, Match: func(runtime.Object) bool { return true }})
+	sel, err := r.List(ctx, ListOptions{Namespace: "a", Limit: 2, Match: func(Attrs) bool { return true }})
 	if err != nil || sel.Continue == "" || sel.RemainingItemCount != nil {
 		t.Fatalf("selected first page: continue %q, remaining %v, err %v", sel.Continue, sel.RemainingItemCount, err)
 	}
@@ -581,7 +596,7 @@ func TestFirstPageIsTheSmallestKeys(t *testing.T) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	odd := func(o runtime.Object) bool { return o.(*corev1.ConfigMap).Data["v"] == "1" }
+	odd := labelled("1")
 	var oddNames []string
 	for i, n := range names {
 		if i%2 == 1 {
@@ -590,7 +605,7 @@ func TestFirstPageIsTheSmallestKeys(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		limit int64
-		match func(runtime.Object) bool
+		match func(Attrs) bool
 		want  []string
 	}{{1, nil, names}, {7, nil, names}, {59, nil, names}, {60, nil, names}, {61, nil, names}, {5, odd, oddNames}, {30, odd, oddNames}} {
 		res, err := r.List(ctx, ListOptions{Namespace: "a", Limit: tc.limit, Match: tc.match})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +14,9 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -43,6 +47,29 @@ type ResourceSpec struct {
 	// (kube-apiserver's --event-ttl for events); it may live up to 5%
 	// longer.
 	TTL time.Duration
+	// FieldLabels returns the kind's selectable fields of an object
+	// besides metadata.name and metadata.namespace (nil: none).
+	FieldLabels func(obj runtime.Object) map[string]string
+}
+
+// Attrs are what label and field selectors see of an object: its labels,
+// and its name, namespace and its kind's selectable fields. The cache
+// computes them once per object state, not once per watch.
+type Attrs struct {
+	Labels labels.Set
+	Fields fields.Set
+}
+
+func (r *Resource) attrs(obj runtime.Object) *Attrs {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return &Attrs{}
+	}
+	f := fields.Set{"metadata.name": acc.GetName(), "metadata.namespace": acc.GetNamespace()}
+	if r.spec.FieldLabels != nil {
+		maps.Copy(f, r.spec.FieldLabels(obj))
+	}
+	return &Attrs{Labels: acc.GetLabels(), Fields: f}
 }
 
 // Config configures a Store.
@@ -479,8 +506,8 @@ type ListOptions struct {
 	ResourceVersionMatch string // "", "NotOlderThan" or "Exact"
 	Limit                int64
 	Continue             string
-	// Match filters objects; nil matches all.
-	Match func(obj runtime.Object) bool
+	// Match filters objects by what selectors see; nil matches all.
+	Match func(Attrs) bool
 }
 
 // ListResult is one page of a list.
@@ -586,7 +613,7 @@ func (r *Resource) listEtcd(ctx context.Context, opts ListOptions, rev int64) (*
 				r.store.log.Error("skipping undecodable object", "key", string(kv.Key), "err", err)
 				continue
 			}
-			if opts.Match != nil && !opts.Match(obj) {
+			if opts.Match != nil && !opts.Match(*r.attrs(obj)) {
 				continue
 			}
 			res.Items = append(res.Items, obj)

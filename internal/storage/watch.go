@@ -30,7 +30,8 @@ type WatchOptions struct {
 	// state first (nil: upstream's default for the resourceVersion given).
 	SendInitialEvents *bool
 	AllowBookmarks    bool
-	Match             func(obj runtime.Object) bool
+	// Match filters objects by what selectors see; nil matches all.
+	Match func(Attrs) bool
 	// BookmarkInterval is how often bookmarks are sent; 0 means 1 minute.
 	BookmarkInterval time.Duration
 	// Deadline is when the client's watch ends; a bookmark is sent shortly
@@ -109,7 +110,8 @@ func (r *Resource) Watch(ctx context.Context, opts WatchOptions) (Watcher, error
 		sort.Strings(keys)
 		backlog = make([]*Event, 0, len(keys))
 		for _, k := range keys {
-			backlog = append(backlog, &Event{Type: watch.Added, Key: k, Object: c.objects[k].obj, Enc: c.objects[k].enc})
+			e := c.objects[k]
+			backlog = append(backlog, &Event{Type: watch.Added, Key: k, Object: e.obj, Enc: e.enc, attrs: e.attrs})
 		}
 	} else {
 		events, ok := c.eventsAfterLocked(rv)
@@ -149,7 +151,7 @@ type cacheWatcher struct {
 	done      chan struct{}
 	stopOnce  sync.Once
 	keyPrefix string
-	match     func(runtime.Object) bool
+	match     func(Attrs) bool
 	bookmarks bool
 	interval  time.Duration
 	deadline  time.Time
@@ -264,11 +266,11 @@ func (w *cacheWatcher) bookmark(rev int64, initialEnd bool) runtime.Object {
 	return obj
 }
 
-func (w *cacheWatcher) matches(key string, obj runtime.Object) bool {
-	if obj == nil || !strings.HasPrefix(key, w.keyPrefix) {
+func (w *cacheWatcher) matches(key string, a *Attrs) bool {
+	if a == nil || !strings.HasPrefix(key, w.keyPrefix) {
 		return false
 	}
-	return w.match == nil || w.match(obj)
+	return w.match == nil || w.match(*a)
 }
 
 // deliver turns a storage event into what this watcher should see: an
@@ -277,12 +279,12 @@ func (w *cacheWatcher) deliver(e *Event) bool {
 	var typ watch.EventType
 	switch e.Type {
 	case watch.Added:
-		if !w.matches(e.Key, e.Object) {
+		if !w.matches(e.Key, e.attrs) {
 			return true
 		}
 		typ = watch.Added
 	case watch.Modified:
-		cur, prev := w.matches(e.Key, e.Object), w.matches(e.Key, e.Prev)
+		cur, prev := w.matches(e.Key, e.attrs), w.matches(e.Key, e.prevAttrs)
 		switch {
 		case cur && prev:
 			typ = watch.Modified
@@ -294,7 +296,7 @@ func (w *cacheWatcher) deliver(e *Event) bool {
 			return true
 		}
 	case watch.Deleted:
-		if !w.matches(e.Key, e.Object) {
+		if !w.matches(e.Key, e.attrs) {
 			return true
 		}
 		typ = watch.Deleted
