@@ -10,39 +10,64 @@ import (
 // The nft script writers. Everything is written as flat commands
 // ("add rule ip T chain ...") so the same code serves full and partial syncs.
 
+// baseChains are the table's chains that the kernel's hooks call. A full
+// sync keeps them (see syncAll).
+var baseChains = []baseChain{
+	// NAT at the standard NAT priorities (dstnat -100, srcnat 100), as
+	// numbers: nft 1.0.6 refuses the name dstnat in the output hook.
+	{chainNatPrerouting, "type nat hook prerouting priority -100;"},
+	{chainNatOutput, "type nat hook output priority -100;"},
+	{chainNatPostrouting, "type nat hook postrouting priority 100;"},
+	// Filter chains run after DNAT (input and forward come after
+	// prerouting; output is placed after the output NAT hook), so only
+	// packets that were not DNATed still carry a service address.
+	{chainFilterInput, "type filter hook input priority -110;"},
+	{chainFilterForward, "type filter hook forward priority -110;"},
+	{chainFilterOutput, "type filter hook output priority -90;"},
+	// The firewall of loadBalancerSourceRanges runs before DNAT (dstnat
+	// - 10), while the destination is still the load balancer IP.
+	{chainFilterPrerouting, "type filter hook prerouting priority -110;"},
+}
+
+type baseChain struct{ name, hook string }
+
+// fixedChains are the other chains every table has.
+var fixedChains = []string{chainServices, chainEndpointsCheck, chainFirewallCheck, chainMarkMasq, chainMasquerading, chainReject}
+
+// fixedSets are the sets and maps every table has (setNodePortIPs aside,
+// which only a table matching node IPs has).
+var fixedSets = []struct{ kind, name, decl string }{
+	{"map", mapServiceIPs, mapServiceIPs + " { type ipv4_addr . inet_proto . inet_service : verdict; }"},
+	{"map", mapExternalIPs, mapExternalIPs + " { type ipv4_addr . inet_proto . inet_service : verdict; }"},
+	{"map", mapServiceNodePorts, mapServiceNodePorts + " { type inet_proto . inet_service : verdict; }"},
+	{"map", mapNoEndpointServices, mapNoEndpointServices + " { type ipv4_addr . inet_proto . inet_service : verdict; }"},
+	{"map", mapNoEndpointNodePorts, mapNoEndpointNodePorts + " { type inet_proto . inet_service : verdict; }"},
+	{"map", mapFirewallIPs, mapFirewallIPs + " { type ipv4_addr . inet_proto . inet_service : verdict; }"},
+	// An entry is needed only by the packet that adds it, so entries
+	// expire soon. The size bounds memory: only while over 65536 distinct
+	// endpoints get new connections within 10s can a hairpin be missed.
+	{"set", setHairpin, setHairpin + " { type ipv4_addr . ipv4_addr; flags dynamic,timeout; timeout 10s; size 65536; }"},
+}
+
+func isBaseChain(name string) bool {
+	return slices.ContainsFunc(baseChains, func(c baseChain) bool { return c.name == name })
+}
+
 // writeBase writes the table and its fixed objects. NodePorts are matched on
 // nodeIPs when given, otherwise on any local address except loopback
 // (upstream's nftables mode does not serve NodePorts on 127.0.0.1 either).
 func writeBase(w *strings.Builder, table string, nodeIPs []netip.Addr, clusterCIDR netip.Prefix) {
 	t := "ip " + table
 	fmt.Fprintf(w, "add table %s\n", t)
-	// NAT base chains at the standard NAT priorities (dstnat -100, srcnat
-	// 100), as numbers: nft 1.0.6 refuses the name dstnat in the output hook.
-	fmt.Fprintf(w, "add chain %s %s { type nat hook prerouting priority -100; policy accept; }\n", t, chainNatPrerouting)
-	fmt.Fprintf(w, "add chain %s %s { type nat hook output priority -100; policy accept; }\n", t, chainNatOutput)
-	fmt.Fprintf(w, "add chain %s %s { type nat hook postrouting priority 100; policy accept; }\n", t, chainNatPostrouting)
-	// Filter chains run after DNAT (input and forward come after
-	// prerouting; output is placed after the output NAT hook), so only
-	// packets that were not DNATed still carry a service address.
-	fmt.Fprintf(w, "add chain %s %s { type filter hook input priority -110; policy accept; }\n", t, chainFilterInput)
-	fmt.Fprintf(w, "add chain %s %s { type filter hook forward priority -110; policy accept; }\n", t, chainFilterForward)
-	fmt.Fprintf(w, "add chain %s %s { type filter hook output priority -90; policy accept; }\n", t, chainFilterOutput)
-	// The firewall of loadBalancerSourceRanges runs before DNAT (dstnat
-	// - 10), while the destination is still the load balancer IP.
-	fmt.Fprintf(w, "add chain %s %s { type filter hook prerouting priority -110; policy accept; }\n", t, chainFilterPrerouting)
-	for _, c := range []string{chainServices, chainEndpointsCheck, chainFirewallCheck, chainMarkMasq, chainMasquerading, chainReject} {
+	for _, c := range baseChains {
+		fmt.Fprintf(w, "add chain %s %s { %s policy accept; }\n", t, c.name, c.hook)
+	}
+	for _, c := range fixedChains {
 		fmt.Fprintf(w, "add chain %s %s\n", t, c)
 	}
-	fmt.Fprintf(w, "add map %s %s { type ipv4_addr . inet_proto . inet_service : verdict; }\n", t, mapServiceIPs)
-	fmt.Fprintf(w, "add map %s %s { type ipv4_addr . inet_proto . inet_service : verdict; }\n", t, mapExternalIPs)
-	fmt.Fprintf(w, "add map %s %s { type inet_proto . inet_service : verdict; }\n", t, mapServiceNodePorts)
-	fmt.Fprintf(w, "add map %s %s { type ipv4_addr . inet_proto . inet_service : verdict; }\n", t, mapNoEndpointServices)
-	fmt.Fprintf(w, "add map %s %s { type inet_proto . inet_service : verdict; }\n", t, mapNoEndpointNodePorts)
-	fmt.Fprintf(w, "add map %s %s { type ipv4_addr . inet_proto . inet_service : verdict; }\n", t, mapFirewallIPs)
-	// An entry is needed only by the packet that adds it, so entries
-	// expire soon. The size bounds memory: only while over 65536 distinct
-	// endpoints get new connections within 10s can a hairpin be missed.
-	fmt.Fprintf(w, "add set %s %s { type ipv4_addr . ipv4_addr; flags dynamic,timeout; timeout 10s; size 65536; }\n", t, setHairpin)
+	for _, s := range fixedSets {
+		fmt.Fprintf(w, "add %s %s %s\n", s.kind, t, s.decl)
+	}
 
 	nodeMatch := "fib daddr type local ip daddr != 127.0.0.0/8"
 	if len(nodeIPs) > 0 {

@@ -25,6 +25,7 @@ import (
 // chains.
 type tableObjects struct {
 	sets, chains []string
+	maps         map[string]bool // which of sets are maps
 }
 
 // mapElements are elements for one map, in nft's text form ("10.43.0.1 .
@@ -91,19 +92,25 @@ func (n netlinkTables) objects(ctx context.Context, table string) (tableObjects,
 	}
 	// Sets and maps (anonymous ones belong to rules and go with them),
 	// then chains.
-	sets, err := n.names(c, unix.NFT_MSG_GETSET, unix.NFTA_SET_TABLE, unix.NFTA_SET_NAME, unix.NFTA_SET_FLAGS, table)
+	sets, setFlags, err := n.names(c, unix.NFT_MSG_GETSET, unix.NFTA_SET_TABLE, unix.NFTA_SET_NAME, unix.NFTA_SET_FLAGS, table)
 	if err != nil {
 		return tableObjects{}, err
 	}
-	chains, err := n.names(c, unix.NFT_MSG_GETCHAIN, unix.NFTA_CHAIN_TABLE, unix.NFTA_CHAIN_NAME, 0, table)
-	return tableObjects{sets: sets, chains: chains}, err
+	maps := map[string]bool{}
+	for i, name := range sets {
+		if setFlags[i]&unix.NFT_SET_MAP != 0 {
+			maps[name] = true
+		}
+	}
+	chains, _, err := n.names(c, unix.NFT_MSG_GETCHAIN, unix.NFTA_CHAIN_TABLE, unix.NFTA_CHAIN_NAME, 0, table)
+	return tableObjects{sets: sets, chains: chains, maps: maps}, err
 }
 
 // names dumps the objects of one kind and returns the names of table's,
-// leaving out anonymous sets (flagsAttr, when not 0, holds the set flags).
-func (n netlinkTables) names(c *netlink.Conn, msg int, tableAttr, nameAttr, flagsAttr uint16, table string) ([]string, error) {
-	var out []string
-	err := n.dump(c, msg, tableAttr, table, func(ad *netlink.AttributeDecoder) {
+// leaving out anonymous sets, and their flags (flagsAttr, when not 0,
+// holds the set flags).
+func (n netlinkTables) names(c *netlink.Conn, msg int, tableAttr, nameAttr, flagsAttr uint16, table string) (names []string, flagsOf []uint32, err error) {
+	err = n.dump(c, msg, tableAttr, table, func(ad *netlink.AttributeDecoder) {
 		var name, tbl string
 		var flags uint32
 		for ad.Next() {
@@ -119,10 +126,11 @@ func (n netlinkTables) names(c *netlink.Conn, msg int, tableAttr, nameAttr, flag
 			}
 		}
 		if tbl == table && flags&unix.NFT_SET_ANONYMOUS == 0 {
-			out = append(out, name)
+			names = append(names, name)
+			flagsOf = append(flagsOf, flags)
 		}
 	})
-	return out, err
+	return names, flagsOf, err
 }
 
 // dump runs one GET dump of family ip for table and calls each on every

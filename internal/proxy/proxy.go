@@ -269,9 +269,10 @@ func (p *Proxy) sync(ctx context.Context) error {
 // elements, which nft is slow to parse, so the dispatch chains and their
 // maps come first, in a new generation that no traffic reaches yet, and
 // the elements go into the maps through netlink; then one nft transaction
-// replaces everything else, its verdict maps sending traffic to the new
-// dispatch chains. Traffic sees the old table until that transaction
-// commits and the new one after it, never a half-written one.
+// rewrites everything else, its verdict maps sending traffic to the new
+// dispatch chains, and another deletes what is left of the old table.
+// Traffic sees the old table until the rewrite commits and the new one
+// after it, never a half-written one.
 func (p *Proxy) syncAll(ctx context.Context) error {
 	start := time.Now()
 	svcs, err := p.svcs.List(labels.Everything())
@@ -346,28 +347,68 @@ func (p *Proxy) syncAll(ctx context.Context) error {
 		return err
 	}
 
-	// One transaction: everything that was in the table goes (rules first,
-	// then the maps whose elements jump to chains, then the chains), the
-	// rest of the new table comes.
+	// The switch, one transaction: what the new table keeps of the old is
+	// emptied and refilled, the rest of the new table comes, and nothing
+	// is deleted. Traffic that crosses the commit must find its way in
+	// either table: a packet keeps the generation of the rules it started
+	// with through the chains it jumps to, but a map is looked up with
+	// the generation current at that instant, and a deleted map's elements
+	// are gone from the next. So maps a packet of the old table may still
+	// look up (the old dispatch chains' endpoint maps) stay as they are,
+	// verdict maps get the same keys back, and chains are the same chains:
+	// a base chain deleted and added again would even be called twice for
+	// a packet crossing the commit, the new (still empty) one first.
+	want := tableNames(all)
 	w.Reset()
 	w.Grow(p.lastFull + p.lastFull/8) // the script is megabytes: grow it once
 	for _, c := range old.chains {
-		fmt.Fprintf(&w, "flush chain %s %s\n", t, c)
+		if want[c] {
+			fmt.Fprintf(&w, "flush chain %s %s\n", t, c)
+		}
 	}
 	for _, s := range old.sets {
-		fmt.Fprintf(&w, "delete set %s %s\n", t, s)
-	}
-	for _, c := range old.chains {
-		fmt.Fprintf(&w, "delete chain %s %s\n", t, c)
+		if want[s] {
+			kind := "set"
+			if old.maps[s] {
+				kind = "map"
+			}
+			fmt.Fprintf(&w, "flush %s %s %s\n", kind, t, s)
+		}
 	}
 	writeBase(&w, p.cfg.Table, p.cfg.NodeIPs, p.build.clusterCIDR)
 	writeFull(&w, p.cfg.Table, all)
 	if err := p.cfg.Run(ctx, w.String()); err != nil {
 		return err
 	}
+	full := w.Len()
+
+	// Then what the new table does not have goes (rules first, then the
+	// maps whose elements jump to chains, then the chains): nothing of the
+	// table in force reaches it any more.
+	w.Reset()
+	var gone []string
+	for _, c := range old.chains {
+		if !want[c] {
+			gone = append(gone, c)
+			fmt.Fprintf(&w, "flush chain %s %s\n", t, c)
+		}
+	}
+	for _, s := range old.sets {
+		if !want[s] {
+			fmt.Fprintf(&w, "delete set %s %s\n", t, s)
+		}
+	}
+	for _, c := range gone {
+		fmt.Fprintf(&w, "delete chain %s %s\n", t, c)
+	}
+	if w.Len() > 0 {
+		if err := p.cfg.Run(ctx, w.String()); err != nil {
+			return err
+		}
+	}
 	p.clearConntrack(ctx, stale)
-	p.written, p.owners, p.dispatch, p.needFull, p.lastFull = written, owners, dispatch, false, w.Len()
-	p.log.Info("nft full sync", "services", len(written), "bytes", w.Len(), "build", built, "total", time.Since(start))
+	p.written, p.owners, p.dispatch, p.needFull, p.lastFull = written, owners, dispatch, false, full
+	p.log.Info("nft full sync", "services", len(written), "bytes", full, "build", built, "total", time.Since(start))
 	return nil
 }
 
@@ -519,3 +560,27 @@ func (e *NftError) Error() string {
 }
 
 func (e *NftError) Unwrap() error { return e.Err }
+
+// tableNames are the names of the chains and sets a full sync writes for
+// rules, besides the new generation's dispatch chains and endpoint maps.
+func tableNames(rules []*serviceRules) map[string]bool {
+	names := map[string]bool{setNodePortIPs: true}
+	for _, c := range baseChains {
+		names[c.name] = true
+	}
+	for _, c := range fixedChains {
+		names[c] = true
+	}
+	for _, s := range fixedSets {
+		names[s.name] = true
+	}
+	for _, r := range rules {
+		for c := range r.chains {
+			names[c] = true
+		}
+		for s := range r.sets {
+			names[s] = true
+		}
+	}
+	return names
+}

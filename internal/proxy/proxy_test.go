@@ -386,3 +386,42 @@ func TestAddressConflict(t *testing.T) {
 		t.Fatalf("b took a's external IP:\n%s", got)
 	}
 }
+
+// A full sync over a table in use: the transaction that switches traffic
+// to the new table deletes nothing (a packet crossing its commit may still
+// look up the old endpoint maps, and must meet the same base chains); what
+// the new table lacks goes in a transaction after it.
+func TestFullSyncSwitchDeletesNothing(t *testing.T) {
+	rec := newRecorder()
+	stale := chainsOf("gone")[0] // a Service deleted while no proxy ran
+	rec.objs = tableObjects{
+		chains: []string{chainNatPrerouting, chainServices, "dispatch-cluster-1", stale},
+		sets:   []string{mapServiceIPs, setHairpin, "endpoints-cluster-1", "endpoints-np-cluster-1"},
+		maps:   map[string]bool{mapServiceIPs: true, "endpoints-cluster-1": true, "endpoints-np-cluster-1": true},
+	}
+	startProxy(t, Config{Run: rec.run, tables: rec}, svcNamed("a", "10.43.0.1"), testSlice("ns", "a", "a-1", 8080, readyEp("10.42.1.1", "")))
+	rec.next(t) // the new generation's dispatch chains and maps
+	rec.next(t) // their elements
+	sw, cleanup := rec.next(t), rec.next(t)
+
+	for _, want := range []string{
+		"flush chain ip t nat-prerouting\n", "flush chain ip t services\n", "flush map ip t service-ips\n", "flush set ip t hairpin\n",
+		"add rule ip t nat-prerouting jump services\n", "service-ips { 10.43.0.1 . tcp . 80 : goto dispatch-cluster-1-g1",
+	} {
+		if !strings.Contains(sw, want) {
+			t.Errorf("the switch lacks %q:\n%s", want, sw)
+		}
+	}
+	for _, old := range []string{"delete ", "endpoints-cluster-1 ", "endpoints-np-cluster-1 ", "dispatch-cluster-1\n", stale} {
+		if strings.Contains(sw, old) {
+			t.Errorf("the switch has %q:\n%s", old, sw)
+		}
+	}
+	wantCleanup := "flush chain ip t dispatch-cluster-1\nflush chain ip t " + stale + "\n" +
+		"delete set ip t endpoints-cluster-1\ndelete set ip t endpoints-np-cluster-1\n" +
+		"delete chain ip t dispatch-cluster-1\ndelete chain ip t " + stale + "\n"
+	if cleanup != wantCleanup {
+		t.Errorf("after the switch:\n%s\nwant:\n%s", cleanup, wantCleanup)
+	}
+	rec.quiet(t, 50*time.Millisecond)
+}
