@@ -37,27 +37,48 @@ func (rq *request) memoFor(enc *storage.Encodings) *storage.Encodings {
 	return enc
 }
 
-func (rq *request) objectJSON(obj runtime.Object, enc *storage.Encodings) ([]byte, error) {
+// lazyObject returns the object to encode. The encoders call it only when
+// no memoized encoding serves, so that an object the watch cache holds
+// encoded is decoded only then.
+type lazyObject func() (runtime.Object, error)
+
+func objectIs(obj runtime.Object) lazyObject {
+	return func() (runtime.Object, error) { return obj, nil }
+}
+
+func (rq *request) objectJSON(obj lazyObject, enc *storage.Encodings) ([]byte, error) {
 	return rq.memoFor(enc).Get(encJSON, func() ([]byte, error) {
+		o, err := obj()
+		if err != nil {
+			return nil, err
+		}
 		var buf bytes.Buffer
-		if err := jsonSerializer.Encode(obj, &buf); err != nil {
+		if err := jsonSerializer.Encode(o, &buf); err != nil {
 			return nil, err
 		}
 		return bytes.TrimRight(buf.Bytes(), "\n"), nil
 	})
 }
 
-func (rq *request) objectProtobuf(obj runtime.Object, enc *storage.Encodings) ([]byte, error) {
+func (rq *request) objectProtobuf(obj lazyObject, enc *storage.Encodings) ([]byte, error) {
 	return rq.memoFor(enc).Get(encProtobuf, func() ([]byte, error) {
+		o, err := obj()
+		if err != nil {
+			return nil, err
+		}
 		var buf bytes.Buffer
-		err := protoSerializer.Encode(obj, &buf)
+		err = protoSerializer.Encode(o, &buf)
 		return buf.Bytes(), err
 	})
 }
 
-func (rq *request) objectProtoRaw(obj runtime.Object, enc *storage.Encodings) ([]byte, error) {
+func (rq *request) objectProtoRaw(obj lazyObject, enc *storage.Encodings) ([]byte, error) {
 	return rq.memoFor(enc).Get(encProtoRaw, func() ([]byte, error) {
-		m, ok := obj.(protoMessage)
+		o, err := obj()
+		if err != nil {
+			return nil, err
+		}
+		m, ok := o.(protoMessage)
 		if !ok {
 			return nil, errNotProto
 		}
@@ -70,7 +91,7 @@ var errNotProto = &json.UnsupportedTypeError{}
 // writeEncoded writes obj with status 200 from its memoized encoding when
 // it is served as stored, as JSON or protobuf. It reports false when the
 // request needs the general path.
-func (rq *request) writeEncoded(obj runtime.Object, enc *storage.Encodings) (bool, error) {
+func (rq *request) writeEncoded(obj lazyObject, enc *storage.Encodings) (bool, error) {
 	if enc == nil || rq.memoFor(enc) == nil || rq.out.as != "" || rq.r.Method == http.MethodHead {
 		return false, nil
 	}
@@ -97,26 +118,21 @@ func (rq *request) writeEncoded(obj runtime.Object, enc *storage.Encodings) (boo
 	return true, err
 }
 
-// streamList writes a plain JSON or protobuf list item by item from the
-// items' memoized encodings, instead of encoding the whole list into one
-// buffer. It reports false when the request needs the general path.
-func (rq *request) streamList(items []runtime.Object, encs []*storage.Encodings, lm metav1.ListMeta) (bool, error) {
+// streamList writes a plain JSON or protobuf list of n items item by item
+// from their memoized encodings (encAt: nil when none), instead of
+// encoding the whole list into one buffer. It reports false when the
+// request needs the general path.
+func (rq *request) streamList(n int, item func(i int) lazyObject, encAt func(i int) *storage.Encodings, lm metav1.ListMeta) (bool, error) {
 	if rq.out.as != "" || rq.out.pretty || rq.r.Method == http.MethodHead {
 		return false, nil
-	}
-	encAt := func(i int) *storage.Encodings {
-		if i < len(encs) {
-			return encs[i]
-		}
-		return nil
 	}
 	listKind := rq.kind.GVK.Kind + "List"
 	apiVersion := rq.kind.GVK.GroupVersion().String()
 	switch rq.out.mediaType {
 	case mediaJSON:
-		parts := make([][]byte, len(items))
-		for i, obj := range items {
-			b, err := rq.objectJSON(obj, encAt(i))
+		parts := make([][]byte, n)
+		for i := range parts {
+			b, err := rq.objectJSON(item(i), encAt(i))
 			if err != nil {
 				return false, nil
 			}
@@ -141,9 +157,9 @@ func (rq *request) streamList(items []runtime.Object, encs []*storage.Encodings,
 		bw.WriteString("]}\n")
 		return true, bw.Flush()
 	case mediaProtobuf:
-		parts := make([][]byte, len(items))
-		for i, obj := range items {
-			b, err := rq.objectProtoRaw(obj, encAt(i))
+		parts := make([][]byte, n)
+		for i := range parts {
+			b, err := rq.objectProtoRaw(item(i), encAt(i))
 			if err != nil {
 				return false, nil
 			}

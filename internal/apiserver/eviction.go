@@ -54,12 +54,16 @@ func (rq *request) evict() error {
 	if !ok {
 		return rq.evicted(opts)
 	}
-	inNamespace, err := budgetRes.List(rq.ctx, storage.ListOptions{Namespace: pod.Namespace})
+	list, err := budgetRes.List(rq.ctx, storage.ListOptions{Namespace: pod.Namespace})
+	if err != nil {
+		return apierrors.NewServiceUnavailable(err.Error())
+	}
+	inNamespace, err := list.Items()
 	if err != nil {
 		return apierrors.NewServiceUnavailable(err.Error())
 	}
 	var budgets []*policyv1.PodDisruptionBudget
-	for _, o := range inNamespace.Items {
+	for _, o := range inNamespace {
 		if b := o.(*policyv1.PodDisruptionBudget); budgetSelects(b, pod) {
 			budgets = append(budgets, b)
 		}

@@ -148,19 +148,22 @@ func (rq *request) storageErr(err error) error {
 // --- reads ---
 
 func (rq *request) get() error {
-	var obj runtime.Object
-	var enc *storage.Encodings
+	var st storage.Stored
 	var err error
 	if rq.q.Get("resourceVersion") == "0" {
-		obj, enc, err = rq.res.GetCachedEncoded(rq.info.Namespace, rq.info.Name)
+		st, err = rq.res.GetCachedEncoded(rq.info.Namespace, rq.info.Name)
 	} else {
-		obj, enc, err = rq.res.GetEncoded(rq.ctx, rq.info.Namespace, rq.info.Name)
+		st, err = rq.res.GetEncoded(rq.ctx, rq.info.Namespace, rq.info.Name)
 	}
 	if err != nil {
 		return rq.storageErr(err)
 	}
-	if ok, err := rq.writeEncoded(obj, enc); ok {
+	if ok, err := rq.writeEncoded(st.Object, st.Enc); ok {
 		return err
+	}
+	obj, err := st.Object()
+	if err != nil {
+		return rq.storageErr(err)
 	}
 	return rq.writeObject(http.StatusOK, toServed(rq.kind, obj))
 }
@@ -228,13 +231,25 @@ func (rq *request) list() error {
 		}
 		return rq.storageErr(err)
 	}
-	items := make([]runtime.Object, len(res.Items))
-	for i, obj := range res.Items {
-		items[i] = toServed(rq.kind, obj)
-	}
 	lm := metav1.ListMeta{ResourceVersion: strconv.FormatInt(res.ResourceVersion, 10), Continue: res.Continue, RemainingItemCount: res.RemainingItemCount}
-	if done, err := rq.streamList(items, res.Encodings, lm); done || err != nil {
+	item := func(i int) lazyObject {
+		return func() (runtime.Object, error) {
+			obj, err := res.Item(i)
+			if err != nil {
+				return nil, err
+			}
+			return toServed(rq.kind, obj), nil
+		}
+	}
+	if done, err := rq.streamList(res.Len(), item, res.Encodings, lm); done || err != nil {
 		return err
+	}
+	items, err := res.Items()
+	if err != nil {
+		return rq.storageErr(err)
+	}
+	for i, obj := range items {
+		items[i] = toServed(rq.kind, obj)
 	}
 	return rq.writeList(items, lm)
 }
@@ -917,8 +932,12 @@ func (rq *request) deleteCollection() error {
 	if err != nil {
 		return rq.storageErr(err)
 	}
+	all, err := res.Items()
+	if err != nil {
+		return rq.storageErr(err)
+	}
 	var items []runtime.Object
-	for _, obj := range res.Items {
+	for _, obj := range all {
 		acc := accessor(obj)
 		if rq.kind.GVK.Kind == "Namespace" && undeletableNamespaces[acc.GetName()] {
 			continue

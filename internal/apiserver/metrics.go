@@ -216,7 +216,11 @@ func (s *Server) listObjects(ctx context.Context, resourceName, namespace, name 
 	if err != nil {
 		return nil, apierrors.NewServiceUnavailable(err.Error())
 	}
-	return out.Items, nil
+	items, err := out.Items()
+	if err != nil {
+		return nil, apierrors.NewServiceUnavailable(err.Error())
+	}
+	return items, nil
 }
 
 // agentMetrics asks each node's agent for its samples, concurrently;

@@ -142,8 +142,12 @@ func (n *nodePorts) inUse(ctx context.Context, svc *corev1.Service) (map[int32]b
 	if err != nil {
 		return nil, storageError(err, corev1.Resource("services"), svc.Name)
 	}
+	services, err := list.Items()
+	if err != nil {
+		return nil, storageError(err, corev1.Resource("services"), svc.Name)
+	}
 	used := map[int32]bool{}
-	for _, obj := range list.Items {
+	for _, obj := range services {
 		other, ok := obj.(*corev1.Service)
 		if !ok || (other.Namespace == svc.Namespace && other.Name == svc.Name) {
 			continue

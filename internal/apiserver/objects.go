@@ -286,8 +286,12 @@ func (s *Server) newestDefault(ctx context.Context, gr schema.GroupResource, ann
 	if err != nil {
 		return "", storageError(err, gr, "")
 	}
-	objs := make([]metav1.Object, len(list.Items))
-	for i, obj := range list.Items {
+	items, err := list.Items()
+	if err != nil {
+		return "", storageError(err, gr, "")
+	}
+	objs := make([]metav1.Object, len(items))
+	for i, obj := range items {
 		objs[i] = accessor(obj)
 	}
 	return storageclass.NewestDefault(objs, annotation), nil

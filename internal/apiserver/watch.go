@@ -157,12 +157,12 @@ func (rq *request) eventObjectJSON(obj runtime.Object, enc *storage.Encodings) (
 	if rq.out.as != "" {
 		enc = nil
 	}
-	return rq.objectJSON(obj, enc)
+	return rq.objectJSON(objectIs(obj), enc)
 }
 
 func (rq *request) eventObjectProtobuf(obj runtime.Object, enc *storage.Encodings) ([]byte, error) {
 	if rq.out.as != "" {
 		enc = nil
 	}
-	return rq.objectProtobuf(obj, enc)
+	return rq.objectProtobuf(objectIs(obj), enc)
 }

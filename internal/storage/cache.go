@@ -40,7 +40,7 @@ type Event struct {
 // Deleted), made once per event.
 func (e *Event) entry() *entry {
 	if e.ent == nil {
-		e.ent = &entry{obj: e.Object, enc: e.Enc, rev: e.Rev, data: e.stored, attrs: e.attrs}
+		e.ent = &entry{enc: e.Enc, rev: e.Rev, data: e.stored, attrs: e.attrs}
 	}
 	return e.ent
 }
@@ -104,20 +104,24 @@ func (e *Encodings) Get(format string, encode func() ([]byte, error)) ([]byte, e
 	return b, nil
 }
 
-// entry is one cached object.
+// entry is one cached object, as etcd stored it: a decoded object takes
+// about five times the space (12 KB for a pod, 2.3 KB stored), and most
+// cached objects are not read between their writes. Selectors look at
+// attrs; reads decode data, in place of the copy a shared decoded object
+// would need anyway before it is modified.
 type entry struct {
-	obj   runtime.Object
+	data  []byte // what etcd stores for the object
+	rev   int64  // etcd's ModRevision of data
 	enc   *Encodings
 	attrs *Attrs
-	rev   int64 // etcd's ModRevision of obj
-	// data is what etcd stores for obj: the event window keeps it for
-	// the next event's previous state, which the cache's etcd watch does
-	// not ask etcd for.
-	data []byte
 }
 
+// object decodes the entry: a private object.
+func (e *entry) object(c *codec) (runtime.Object, error) { return c.decode(e.data, e.rev) }
+
 // cache mirrors one resource's objects from etcd and fans its changes out
-// to watchers. Objects it holds are shared and must not be modified.
+// to watchers. Its events' objects are shared by every watcher and must
+// not be modified.
 type cache struct {
 	r      *Resource
 	window int
@@ -274,7 +278,7 @@ func (c *cache) relist(ctx context.Context) (int64, error) {
 				c.r.store.log.Error("skipping undecodable object", "key", string(kv.Key), "err", err)
 				continue
 			}
-			objects[string(kv.Key)] = &entry{obj: obj, enc: &Encodings{}, attrs: c.r.attrs(obj), rev: kv.ModRevision, data: kv.Value}
+			objects[string(kv.Key)] = &entry{enc: &Encodings{}, attrs: c.r.attrs(obj), rev: kv.ModRevision, data: kv.Value}
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
 			break
@@ -358,7 +362,7 @@ func (c *cache) toEvent(ev *clientv3.Event, batch map[string]*entry) *Event {
 	if kv := ev.PrevKv; kv != nil && (prev == nil || prev.rev != kv.ModRevision) {
 		prev = nil
 		if obj, err := c.r.codec.decode(kv.Value, kv.ModRevision); err == nil {
-			prev = &entry{obj: obj, attrs: c.r.attrs(obj), rev: kv.ModRevision, data: kv.Value}
+			prev = &entry{attrs: c.r.attrs(obj), rev: kv.ModRevision, data: kv.Value}
 		}
 	}
 	if prev != nil {
@@ -370,8 +374,11 @@ func (c *cache) toEvent(ev *clientv3.Event, batch map[string]*entry) *Event {
 			return nil
 		}
 		// A deleted object reports the deletion's revision, as upstream does.
-		obj := topCopy(prev.obj)
-		_ = setRV(obj, ev.Kv.ModRevision)
+		obj, err := c.r.codec.decode(prev.data, ev.Kv.ModRevision)
+		if err != nil {
+			c.r.store.log.Error("skipping undecodable object", "key", key, "err", err)
+			return nil
+		}
 		e.Type, e.Object, e.Enc, e.attrs = watch.Deleted, obj, &Encodings{}, prev.attrs
 		e.stored, e.storedRev = prev.data, ev.Kv.ModRevision
 	default:
@@ -543,7 +550,7 @@ func (c *cache) list(opts ListOptions) *ListResult {
 	rev := c.rev
 	c.mu.RUnlock()
 	slices.SortFunc(kept, func(a, b keyedEntry) int { return strings.Compare(a.key, b.key) })
-	res := &ListResult{ResourceVersion: rev}
+	res := &ListResult{codec: c.r.codec, ResourceVersion: rev}
 	if opts.Limit > 0 && matched > opts.Limit {
 		// The pages after this one are read from etcd at rev, where
 		// they are what follows this page in the cache's state at rev.
@@ -553,9 +560,9 @@ func (c *cache) list(opts ListOptions) *ListResult {
 			res.RemainingItemCount = &n
 		}
 	}
-	res.Items, res.Encodings = make([]runtime.Object, len(kept)), make([]*Encodings, len(kept))
+	res.items = make([]listItem, len(kept))
 	for i, m := range kept {
-		res.Items[i], res.Encodings[i] = m.obj, m.enc
+		res.items[i] = listItem{data: m.data, rev: m.rev, enc: m.enc}
 	}
 	return res
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand"
 	"reflect"
-	"strconv"
 	"testing"
 	"time"
 
@@ -198,11 +197,17 @@ func valueOf(v reflect.Value) any {
 	return v.String()
 }
 
-// The watch cache takes what a write stored instead of decoding it, and
-// that object is the stored form: the caller's, made canonical.
+// The watch cache takes what a write stored instead of decoding it: the
+// watch event's object is the stored form, the caller's made canonical,
+// and the cache keeps the bytes that were stored.
 func TestCacheTakesWrittenObjects(t *testing.T) {
 	_, r := newTestStore(t, 100)
 	ctx := context.Background()
+	w, err := r.Watch(ctx, WatchOptions{SendInitialEvents: new(bool)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
 	obj := cm("a", "x", "1")
 	obj.CreationTimestamp = metav1.NewTime(time.Unix(1000, 123456789))
 	obj.Finalizers = []string{}
@@ -217,18 +222,20 @@ func TestCacheTakesWrittenObjects(t *testing.T) {
 	}
 	cached := func(want runtime.Object) {
 		t.Helper()
-		key := r.Key("a", "x")
-		rev, _ := strconv.ParseInt(accessorOf(t, want).GetResourceVersion(), 10, 64)
-		if err := r.cache.waitFresh(ctx, rev); err != nil {
-			t.Fatal(err)
-		}
-		e, ok := r.cache.get(key)
-		if !ok || !reflect.DeepEqual(e.obj, want) {
-			t.Fatalf("the cache holds %#v, want the written object %#v", e.obj, want)
+		ev := next(t, w)
+		if !reflect.DeepEqual(ev.Object, want) {
+			t.Fatalf("the watch got %#v, want the written object %#v", ev.Object, want)
 		}
 		// Taken, not decoded: it shares what the written object points to.
-		if reflect.ValueOf(e.obj.(*corev1.ConfigMap).Data).UnsafePointer() != reflect.ValueOf(want.(*corev1.ConfigMap).Data).UnsafePointer() {
+		if reflect.ValueOf(ev.Object.(*corev1.ConfigMap).Data).UnsafePointer() != reflect.ValueOf(want.(*corev1.ConfigMap).Data).UnsafePointer() {
 			t.Fatalf("the cache decoded the object instead of taking the written one")
+		}
+		e, ok := r.cache.get(r.Key("a", "x"))
+		if !ok {
+			t.Fatal("not in the cache")
+		}
+		if got, err := e.object(r.codec); err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("the cache holds %#v (%v), want the written object %#v", got, err, want)
 		}
 		r.cache.writtenMu.Lock()
 		defer r.cache.writtenMu.Unlock()

@@ -230,37 +230,54 @@ func (r *Resource) NewObject() runtime.Object { return r.codec.newObj() }
 
 // Get reads the current object from etcd.
 func (r *Resource) Get(ctx context.Context, namespace, name string) (runtime.Object, error) {
-	obj, _, err := r.GetEncoded(ctx, namespace, name)
-	return obj, err
+	st, err := r.GetEncoded(ctx, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	return st.Object()
 }
 
-// GetEncoded is Get that also returns the object's memoized encodings
-// when the watch cache holds the very revision etcd returned: then the
-// cached object is returned, shared and not to be modified, and neither
-// decoding it nor encoding it for the client is done again.
-func (r *Resource) GetEncoded(ctx context.Context, namespace, name string) (runtime.Object, *Encodings, error) {
+// Stored is an object as etcd stores it, decoded when asked for, so that
+// a read served from memoized encodings decodes nothing.
+type Stored struct {
+	data  []byte
+	rev   int64
+	codec *codec
+	// Enc memoizes the object's encodings (nil: nothing memoized).
+	Enc *Encodings
+}
+
+// Object decodes the object: a private one on each call.
+func (s Stored) Object() (runtime.Object, error) { return s.codec.decode(s.data, s.rev) }
+
+// GetEncoded is Get that leaves the object encoded, with its memoized
+// encodings when the watch cache holds the very revision etcd returned,
+// so that it need not be encoded for the client again.
+func (r *Resource) GetEncoded(ctx context.Context, namespace, name string) (Stored, error) {
 	key := r.Key(namespace, name)
 	resp, err := r.store.client.Get(ctx, key)
 	if err != nil {
-		return nil, nil, err
+		return Stored{}, err
 	}
 	if len(resp.Kvs) == 0 {
-		return nil, nil, ErrNotFound
+		return Stored{}, ErrNotFound
 	}
 	kv := resp.Kvs[0]
+	st := Stored{data: kv.Value, rev: kv.ModRevision, codec: r.codec}
 	if e, ok := r.cachedAt(key, kv.ModRevision); ok {
-		return e.obj, e.enc, nil
+		st.Enc = e.enc
 	}
-	obj, err := r.codec.decode(kv.Value, kv.ModRevision)
-	return obj, nil, err
+	return st, nil
 }
 
 // GetCached reads the object from the watch cache, which may lag etcd
-// slightly; for resourceVersion=0 reads. The object is shared and must
-// not be modified.
+// slightly; for resourceVersion=0 reads.
 func (r *Resource) GetCached(namespace, name string) (runtime.Object, error) {
-	obj, _, err := r.GetCachedEncoded(namespace, name)
-	return obj, err
+	st, err := r.GetCachedEncoded(namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	return st.Object()
 }
 
 // WaitCached waits until the watch cache has seen etcd revision rev, so
@@ -272,14 +289,14 @@ func (r *Resource) WaitCached(ctx context.Context, rev int64) error {
 	return r.cache.waitFresh(ctx, rev)
 }
 
-// GetCachedEncoded is GetCached that also returns the object's memoized
-// encodings.
-func (r *Resource) GetCachedEncoded(namespace, name string) (runtime.Object, *Encodings, error) {
+// GetCachedEncoded is GetCached that leaves the object encoded, with its
+// memoized encodings.
+func (r *Resource) GetCachedEncoded(namespace, name string) (Stored, error) {
 	e, ok := r.cache.get(r.Key(namespace, name))
 	if !ok {
-		return nil, nil, ErrNotFound
+		return Stored{}, ErrNotFound
 	}
-	return e.obj, e.enc, nil
+	return Stored{data: e.data, rev: e.rev, codec: r.codec, Enc: e.enc}, nil
 }
 
 // Create stores a new object and returns it with its resourceVersion. The
@@ -363,11 +380,6 @@ func (r *Resource) current(key string, kvs []*mvccpb.KeyValue) (runtime.Object, 
 		return nil, 0, ErrNotFound
 	}
 	kv := kvs[0]
-	// The watch cache's copy of the same revision is the same object;
-	// copying it costs less than decoding the stored bytes.
-	if e, ok := r.cachedAt(key, kv.ModRevision); ok {
-		return e.obj.DeepCopyObject(), kv.ModRevision, nil
-	}
 	obj, err := r.codec.decode(kv.Value, kv.ModRevision)
 	return obj, kv.ModRevision, err
 }
@@ -382,7 +394,11 @@ func (r *Resource) cachedCopy(key string) (runtime.Object, int64) {
 	if !ok {
 		return nil, 0
 	}
-	return e.obj.DeepCopyObject(), e.rev
+	obj, err := e.object(r.codec)
+	if err != nil {
+		return nil, 0
+	}
+	return obj, e.rev
 }
 
 // fromCurrent runs one conditional write of key, Update's or Delete's,
@@ -512,12 +528,48 @@ type ListOptions struct {
 
 // ListResult is one page of a list.
 type ListResult struct {
-	Items []runtime.Object
-	// Encodings, when set, memoize each item's serialized forms.
-	Encodings          []*Encodings
+	items              []listItem
+	codec              *codec
 	ResourceVersion    int64
 	Continue           string
 	RemainingItemCount *int64
+}
+
+// listItem is an object of a list: decoded (read from etcd), or as the
+// watch cache holds it, decoded when asked for.
+type listItem struct {
+	obj  runtime.Object
+	data []byte
+	rev  int64
+	enc  *Encodings
+}
+
+// Len is the number of items.
+func (l *ListResult) Len() int { return len(l.items) }
+
+// Item returns item i, a private object when it came from the watch
+// cache (decoded on each call), else shared with the list.
+func (l *ListResult) Item(i int) (runtime.Object, error) {
+	if it := l.items[i]; it.obj != nil {
+		return it.obj, nil
+	}
+	return l.codec.decode(l.items[i].data, l.items[i].rev)
+}
+
+// Encodings returns item i's memoized encodings (nil: none), with which a
+// list served again needs neither decoding nor encoding.
+func (l *ListResult) Encodings(i int) *Encodings { return l.items[i].enc }
+
+// Items returns every item decoded.
+func (l *ListResult) Items() ([]runtime.Object, error) {
+	out := make([]runtime.Object, len(l.items))
+	for i := range l.items {
+		var err error
+		if out[i], err = l.Item(i); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // List returns the matching objects sorted by key. Lists, and the first
@@ -587,7 +639,7 @@ func (r *Resource) listEtcd(ctx context.Context, opts ListOptions, rev int64) (*
 		}
 		rev = tok.RV
 	}
-	res := &ListResult{}
+	res := &ListResult{codec: r.codec}
 	pageSize := opts.Limit
 	if pageSize <= 0 || pageSize > 10000 {
 		pageSize = 10000
@@ -616,8 +668,8 @@ func (r *Resource) listEtcd(ctx context.Context, opts ListOptions, rev int64) (*
 			if opts.Match != nil && !opts.Match(*r.attrs(obj)) {
 				continue
 			}
-			res.Items = append(res.Items, obj)
-			if opts.Limit > 0 && int64(len(res.Items)) == opts.Limit {
+			res.items = append(res.items, listItem{obj: obj})
+			if opts.Limit > 0 && int64(len(res.items)) == opts.Limit {
 				more := resp.More || i < len(resp.Kvs)-1
 				if more {
 					res.Continue = continueAfter(rev, string(kv.Key), start)

@@ -111,9 +111,12 @@ func (r *Resource) Watch(ctx context.Context, opts WatchOptions) (Watcher, error
 		backlog = make([]*Event, 0, len(keys))
 		for _, k := range keys {
 			e := c.objects[k]
-			backlog = append(backlog, &Event{Type: watch.Added, Key: k, Object: e.obj, Enc: e.enc, attrs: e.attrs})
+			backlog = append(backlog, &Event{Type: watch.Added, Key: k, Rev: e.rev, Enc: e.enc, attrs: e.attrs, stored: e.data, storedRev: e.rev})
 		}
 	} else {
+		if opts.ResourceVersion == "" {
+			rv = start // no initial events asked for: from the current state on
+		}
 		events, ok := c.eventsAfterLocked(rv)
 		if !ok {
 			c.mu.Unlock()
@@ -192,14 +195,7 @@ func (w *cacheWatcher) run(backlog []*Event, start int64, endBookmark bool) {
 	defer close(w.out)
 	last := start
 	for _, e := range backlog {
-		// Events from the cache's window are decoded here, by the
-		// watch that needs them, not under the cache's lock.
-		ev, err := e.revived(w.codec)
-		if err != nil {
-			w.log.Error("skipping undecodable event", "key", e.Key, "err", err)
-			continue
-		}
-		if !w.deliver(ev) {
+		if !w.deliver(e) {
 			return
 		}
 		if e.Rev > last {
@@ -301,7 +297,14 @@ func (w *cacheWatcher) deliver(e *Event) bool {
 		}
 		typ = watch.Deleted
 	}
-	return w.emitEnc(watch.Event{Type: typ, Object: e.Object}, e.Enc)
+	// The cache's objects and the events of its window are decoded
+	// here, by the watch that needs them, not under the cache's lock.
+	ev, err := e.revived(w.codec)
+	if err != nil {
+		w.log.Error("skipping undecodable event", "key", e.Key, "err", err)
+		return true
+	}
+	return w.emitEnc(watch.Event{Type: typ, Object: ev.Object}, e.Enc)
 }
 
 func (w *cacheWatcher) emit(ev watch.Event) bool { return w.emitEnc(ev, nil) }
