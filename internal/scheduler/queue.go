@@ -153,6 +153,41 @@ func (q *Queue) Pop() (qp *QueuedPod, ok bool) {
 	for len(q.active) == 0 && !q.closed {
 		q.cond.Wait()
 	}
+	return q.popLocked()
+}
+
+// PopWithin is Pop that waits at most d for a pod: idle reports that none
+// came (qp is nil then, and ok true).
+func (q *Queue) PopWithin(d time.Duration) (qp *QueuedPod, ok, idle bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.active) == 0 && !q.closed {
+		timedOut := false
+		t := q.clock.NewTimer(d)
+		stop := make(chan struct{})
+		defer func() { t.Stop(); close(stop) }()
+		go func() {
+			select {
+			case <-t.C():
+				q.mu.Lock()
+				timedOut = true
+				q.cond.Broadcast()
+				q.mu.Unlock()
+			case <-stop:
+			}
+		}()
+		for len(q.active) == 0 && !q.closed && !timedOut {
+			q.cond.Wait()
+		}
+		if len(q.active) == 0 && !q.closed {
+			return nil, true, true
+		}
+	}
+	qp, ok = q.popLocked()
+	return qp, ok, false
+}
+
+func (q *Queue) popLocked() (qp *QueuedPod, ok bool) {
 	if q.closed {
 		return nil, false
 	}

@@ -477,10 +477,22 @@ func (s *Scheduler) onNodeDelete(obj any) {
 	}
 }
 
+// snapshotIdle is how long the scheduler waits for a pod before it lets
+// its snapshot go.
+const snapshotIdle = 10 * time.Second
+
 // scheduleOne takes one pod from the queue, decides, assumes and starts
 // the bind. It returns false once the queue is closed.
 func (s *Scheduler) scheduleOne(ctx context.Context) bool {
-	qp, ok := s.queue.Pop()
+	qp, ok, idle := s.queue.PopWithin(snapshotIdle)
+	if idle {
+		// The snapshot holds every pod of its last update, the ones
+		// deleted since included (after a whole workload's deletion,
+		// hundreds of MB), until the next pod comes; idle, it goes, and
+		// the next cycle makes a whole one again.
+		s.snapshot = nil
+		return true
+	}
 	if !ok {
 		return false
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -268,6 +269,39 @@ func TestNewRegistersEveryInformer(t *testing.T) {
 		&v1.PersistentVolume{}, &storagev1.StorageClass{}, &v1.Namespace{}, &policyv1.PodDisruptionBudget{}} {
 		if typ := reflect.TypeOf(obj); !synced[typ] {
 			t.Errorf("New did not register the %v informer (started: %v)", typ, synced)
+		}
+	}
+}
+
+// An idle scheduler lets its snapshot go, which would otherwise keep the
+// pods of its last cycle alive, deleted ones included, until the next pod.
+func TestIdleSchedulerReleasesItsSnapshot(t *testing.T) {
+	h := newHarness(t, []*v1.Node{node("n1", "4", "8Gi", nil)})
+	h.schedule(pod("p1", "1", ""))
+	if h.s.snapshot == nil {
+		t.Fatal("no snapshot after a cycle")
+	}
+	done := make(chan bool)
+	go func() { done <- h.s.scheduleOne(context.Background()) }()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case ok := <-done:
+			if !ok {
+				t.Fatal("scheduleOne reported the queue closed")
+			}
+			if h.s.snapshot != nil {
+				t.Fatal("the snapshot outlived an idle period")
+			}
+			h.schedule(pod("p2", "1", "")) // and a pod after is scheduled as ever
+			if h.rec.binds["p2"] != "n1" {
+				t.Fatalf("p2 after the idle period: binds %v", h.rec.binds)
+			}
+			return
+		case <-deadline:
+			t.Fatal("scheduleOne still waits after an idle period")
+		case <-time.After(time.Millisecond):
+			h.clock.Step(snapshotIdle)
 		}
 	}
 }
