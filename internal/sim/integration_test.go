@@ -256,6 +256,20 @@ func TestSimRunsPods(t *testing.T) {
 		t.Errorf("pods on different nodes share IP %s", a)
 	}
 
+	// A running pod marked not Ready by someone else (the node lifecycle
+	// controller, while it took the node for gone) is Ready again, as the
+	// kubelet's status manager makes it.
+	notReady := get("web")
+	for i, c := range notReady.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			notReady.Status.Conditions[i].Status, notReady.Status.Conditions[i].Reason = corev1.ConditionFalse, "NodeNotReady"
+		}
+	}
+	if _, err := pods.UpdateStatus(ctx, notReady, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r.eventually(t, "web Ready again", 0, func() bool { return hasCondition(get("web"), corev1.PodReady, corev1.ConditionTrue) })
+
 	// The Never pod ends Succeeded once the run time has passed on the
 	// sim's clock, and not before.
 	r.eventually(t, "job succeeded", time.Second, func() bool { return get("job").Status.Phase == corev1.PodSucceeded })

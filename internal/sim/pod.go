@@ -72,6 +72,21 @@ func (s *Sim) syncPod(ctx context.Context, nn types.NamespacedName) error {
 				s.claimIP(st, pod.Status.PodIP)
 			}
 		}
+		if !podReady(pod) {
+			// Someone else marked it not Ready: the node lifecycle
+			// controller does, for a node it took for gone (its Lease
+			// late). The kubelet's status manager then writes back the
+			// status it knows, and so does the sim.
+			upd := pod.DeepCopy()
+			for _, t := range []corev1.PodConditionType{corev1.ContainersReady, corev1.PodReady} {
+				setCondition(&upd.Status, t, corev1.ConditionTrue, "", metav1.NewTime(now))
+			}
+			got, err := pods.UpdateStatus(ctx, upd, metav1.UpdateOptions{})
+			if err != nil {
+				return fmt.Errorf("ready pod %s: %w", nn, err)
+			}
+			pod = got
+		}
 	default:
 		ip := n.hostIP
 		if !pod.Spec.HostNetwork {
@@ -154,6 +169,15 @@ func succeededStatus(running *corev1.PodStatus, now metav1.Time) corev1.PodStatu
 		}}
 	}
 	return st
+}
+
+func podReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // setCondition sets a pod condition, keeping its transition time when the
