@@ -370,12 +370,12 @@ func (r *Resource) read(ctx context.Context, key string) (runtime.Object, int64,
 	if err != nil {
 		return nil, 0, err
 	}
-	return r.current(key, resp.Kvs)
+	return r.current(resp.Kvs)
 }
 
-// current returns the object of kvs, etcd's answer to a Get of key, as a
-// private copy, and its revision; ErrNotFound when etcd had no such key.
-func (r *Resource) current(key string, kvs []*mvccpb.KeyValue) (runtime.Object, int64, error) {
+// current returns the object of kvs, etcd's answer to a Get of a key,
+// decoded, and its revision; ErrNotFound when etcd had no such key.
+func (r *Resource) current(kvs []*mvccpb.KeyValue) (runtime.Object, int64, error) {
 	if len(kvs) == 0 {
 		return nil, 0, ErrNotFound
 	}
@@ -384,8 +384,8 @@ func (r *Resource) current(key string, kvs []*mvccpb.KeyValue) (runtime.Object, 
 	return obj, kv.ModRevision, err
 }
 
-// cachedCopy returns a private copy of the watch cache's object at key and
-// its revision, nil when the cache has none.
+// cachedCopy returns the watch cache's object at key, decoded, and its
+// revision; nil when the cache has none.
 func (r *Resource) cachedCopy(key string) (runtime.Object, int64) {
 	if r.cache == nil {
 		return nil, 0
@@ -408,8 +408,8 @@ func (r *Resource) cachedCopy(key string) (runtime.Object, int64) {
 // current object's revision, whose Else brings back the key's current
 // state (orCurrent).
 //
-// The first attempt starts from a copy of the watch cache's object, which
-// is nearly always current: the write is then one etcd transaction, with
+// The first attempt starts from the watch cache's object (decoded: a
+// private copy), which is nearly always current: the write is then one etcd transaction, with
 // no read before it. When the copy was stale, the transaction's answer is
 // the state to retry from; when judge refused a copy that may be stale,
 // etcd's object is judged again. fromCurrent returns the written object and
@@ -454,7 +454,7 @@ func (r *Resource) fromCurrent(ctx context.Context, key string,
 		if attempt > 100 {
 			return nil, 0, ErrConflict
 		}
-		if cur, rev, err = r.current(key, kvs); err != nil {
+		if cur, rev, err = r.current(kvs); err != nil {
 			return nil, 0, err
 		}
 		fromEtcd = true
