@@ -72,15 +72,15 @@ func (s *Sim) syncPod(ctx context.Context, nn types.NamespacedName) error {
 				s.claimIP(st, pod.Status.PodIP)
 			}
 		}
-		if !podReady(pod) {
-			// Someone else marked it not Ready: the node lifecycle
-			// controller does, for a node it took for gone (its Lease
-			// late). The kubelet's status manager then writes back the
-			// status it knows, and so does the sim.
+		if !condition(pod, corev1.PodReady) && condition(pod, corev1.ContainersReady) {
+			// Someone else marked the pod, not its containers, not
+			// Ready: the node lifecycle controller does, for a node it
+			// took for gone (its Lease late). The kubelet's status
+			// manager then writes back the status it knows, and so does
+			// the sim. (A pod whose containers were marked not ready
+			// too is left so: tests make endpoints unready that way.)
 			upd := pod.DeepCopy()
-			for _, t := range []corev1.PodConditionType{corev1.ContainersReady, corev1.PodReady} {
-				setCondition(&upd.Status, t, corev1.ConditionTrue, "", metav1.NewTime(now))
-			}
+			setCondition(&upd.Status, corev1.PodReady, corev1.ConditionTrue, "", metav1.NewTime(now))
 			got, err := pods.UpdateStatus(ctx, upd, metav1.UpdateOptions{})
 			if err != nil {
 				return fmt.Errorf("ready pod %s: %w", nn, err)
@@ -171,9 +171,10 @@ func succeededStatus(running *corev1.PodStatus, now metav1.Time) corev1.PodStatu
 	return st
 }
 
-func podReady(pod *corev1.Pod) bool {
+// condition reports whether pod's condition t is True.
+func condition(pod *corev1.Pod, t corev1.PodConditionType) bool {
 	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReady {
+		if c.Type == t {
 			return c.Status == corev1.ConditionTrue
 		}
 	}
