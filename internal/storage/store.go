@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,7 +47,8 @@ type ResourceSpec struct {
 	// longer.
 	TTL time.Duration
 	// FieldLabels returns the kind's selectable fields of an object
-	// besides metadata.name and metadata.namespace (nil: none).
+	// besides metadata.name and metadata.namespace (nil: none), in a new
+	// map the store keeps and adds those two to.
 	FieldLabels func(obj runtime.Object) map[string]string
 }
 
@@ -65,10 +65,14 @@ func (r *Resource) attrs(obj runtime.Object) *Attrs {
 	if err != nil {
 		return &Attrs{}
 	}
-	f := fields.Set{"metadata.name": acc.GetName(), "metadata.namespace": acc.GetNamespace()}
+	var f fields.Set
 	if r.spec.FieldLabels != nil {
-		maps.Copy(f, r.spec.FieldLabels(obj))
+		f = r.spec.FieldLabels(obj) // a map of its own: one map per state, not two
 	}
+	if f == nil {
+		f = make(fields.Set, 2)
+	}
+	f["metadata.name"], f["metadata.namespace"] = acc.GetName(), acc.GetNamespace()
 	return &Attrs{Labels: acc.GetLabels(), Fields: f}
 }
 

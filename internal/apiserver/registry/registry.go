@@ -29,7 +29,8 @@ type Kind struct {
 
 	// FieldLabels returns the field-selector labels of a stored object
 	// beyond metadata.name and metadata.namespace, which every kind
-	// supports. A kind stored as another takes that kind's labels.
+	// supports, as a new map (the store keeps it). A kind stored as
+	// another takes that kind's labels.
 	FieldLabels func(obj runtime.Object) map[string]string
 
 	// Preferred marks the group's preferred version.
